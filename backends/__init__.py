@@ -1,0 +1,30 @@
+"""Backend selector: array libraries as values, chosen by name.
+
+>>> import backends
+>>> be = backends.get_backend("numpy")
+>>> be.name, be.device_name
+('numpy', 'cpu')
+"""
+
+from ._base import (
+    Availability,
+    Backend,
+    BackendError,
+    BackendUnavailableError,
+    Library,
+    UnknownBackendError,
+)
+from ._registry import available_backends, get_backend, known_backends, register_library
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "BackendError",
+    "BackendUnavailableError",
+    "Library",
+    "UnknownBackendError",
+    "available_backends",
+    "get_backend",
+    "known_backends",
+    "register_library",
+]

@@ -1,0 +1,234 @@
+"""The `Backend` value and the per-library `Library` adapter it delegates to.
+
+A backend module (``_numpy.py``, ``_jax.py``, ...) defines one `Library` subclass: how to probe
+the library, build its Array API namespace, resolve a device string, move host data in and out,
+wait for queued work and compile a pure function. `Backend` binds one `Library` to one device and
+is what the rest of the project passes around.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "BackendError",
+    "BackendUnavailableError",
+    "Library",
+    "UnknownBackendError",
+    "parse_device",
+]
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+class BackendError(ValueError):
+    """Base class of backend selection errors."""
+
+
+class UnknownBackendError(BackendError):
+    """A backend or device name that is not known."""
+
+
+class BackendUnavailableError(BackendError, RuntimeError):
+    """A known backend that cannot run here (not installed, no device, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here, and why not.
+
+    ``ok`` is True when the library imports and a trivial computation ran on its default device.
+    ``reason`` says why not otherwise (not installed and which extra installs it, the CUDA error
+    text, ...). ``version`` and ``devices`` are filled when the library imports.
+    """
+
+    ok: bool
+    reason: str = ""
+    version: str = ""
+    devices: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"usable (version {self.version}; devices {', '.join(self.devices)})"
+        return f"unusable: {self.reason}"
+
+
+def parse_device(device: str | None) -> tuple[str, int | None]:
+    """Split ``"cpu"``, ``"gpu"``, ``"gpu:N"`` into ``(kind, index)``; None means default."""
+    if device is None:
+        return ("default", None)
+    text = str(device).strip().lower()
+    kind, _, index = text.partition(":")
+    if kind == "cuda":
+        kind = "gpu"
+    if kind not in ("cpu", "gpu") or (index and not index.isdigit()) or (kind == "cpu" and index):
+        raise UnknownBackendError(
+            f"device {device!r} is not understood; expected 'cpu', 'gpu' or 'gpu:N' "
+            f"(N a device index, e.g. 'gpu:0')"
+        )
+    return (kind, int(index) if index else None)
+
+
+class Library:
+    """Adapter for one array library. Subclasses override what differs.
+
+    Subclasses set ``name``, ``extra`` (the pip extra that installs the library) and
+    ``auto_priority`` (lower is tried first by ``get_backend("auto")``; None: never auto).
+    """
+
+    name: str = ""
+    extra: str = ""
+    import_name: str = ""
+    auto_priority: int | None = None
+
+    # -- discovery -----------------------------------------------------------------------------
+    def probe(self) -> Availability:
+        """Import the library and run a trivial computation; never raises."""
+        try:
+            module = self.import_module()
+        except ImportError as exc:
+            return Availability(False, self.not_installed_reason(exc))
+        version = str(getattr(module, "__version__", ""))
+        try:
+            devices = tuple(self.list_devices())
+            self.smoke_test()
+        except Exception as exc:  # the library's own error types vary; report their text
+            return Availability(False, self.no_device_reason(exc), version=version)
+        return Availability(True, "", version=version, devices=devices)
+
+    def import_module(self) -> Any:
+        import importlib
+
+        return importlib.import_module(self.import_name or self.name)
+
+    def not_installed_reason(self, exc: BaseException) -> str:
+        hint = f"pip install 'backprop-xp[{self.extra}]'" if self.extra else f"pip install {self.name}"
+        return f"{self.name} is not installed ({exc}); install it with: {hint}"
+
+    def no_device_reason(self, exc: BaseException) -> str:
+        return f"{self.name} is installed but cannot compute: {type(exc).__name__}: {exc}"
+
+    def list_devices(self) -> Sequence[str]:
+        return ["cpu"]
+
+    def smoke_test(self) -> None:
+        xp = self.namespace()
+        x = xp.asarray([1.0, 2.0], dtype=xp.float32)
+        float(xp.sum(x * x))
+
+    # -- the namespace and devices -------------------------------------------------------------
+    def namespace(self) -> Any:
+        raise NotImplementedError
+
+    def resolve_device(self, kind: str, index: int | None) -> tuple[Any, str]:
+        """Return (library device object, canonical device string) for a parsed device."""
+        if kind in ("default", "cpu"):
+            return (self.cpu_device(), "cpu")
+        raise UnknownBackendError(
+            f"backend {self.name!r} has no device {kind}{'' if index is None else f':{index}'}; "
+            f"it runs on: {', '.join(self.list_devices())}"
+        )
+
+    def cpu_device(self) -> Any:
+        return "cpu"
+
+    def supports_dtype(self, dtype: str) -> bool:
+        return dtype in FLOAT_DTYPES
+
+    def prepare_dtype(self, dtype: str) -> None:
+        """Hook run before arrays of ``dtype`` are made (JAX enables x64 here)."""
+
+    # -- data movement and execution -----------------------------------------------------------
+    def asarray(self, xp: Any, host: Any, dtype: Any, device: Any) -> Any:
+        return xp.asarray(host, dtype=dtype, device=device)
+
+    def to_numpy(self, x: Any) -> Any:
+        import numpy as np
+
+        return np.asarray(x)
+
+    def synchronize(self, device: Any, values: tuple[Any, ...]) -> None:
+        """Block until queued work on ``device`` (and producing ``values``) is done.
+
+        A no-op for eager CPU libraries.
+        """
+
+    def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
+        """Compile a pure function; identity unless the library has a tracer (JAX)."""
+        return fn
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Backend:
+    """One array library on one device, with its Array API namespace ``xp``.
+
+    Attributes
+    ----------
+    name : str
+        Registry name: "numpy", "cupy", "jax", "torch" or "array_api_strict".
+    xp : module
+        The Array API namespace all of ``backprop`` computes with.
+    device : object
+        The library's device object (``jax.Device``, ``torch.device``, ...).
+    device_name : str
+        The canonical device string, "cpu" or "gpu:N".
+    """
+
+    name: str
+    xp: Any
+    device: Any
+    device_name: str
+    library: Library = dataclasses.field(repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Backend):
+            return NotImplemented
+        return (self.name, self.device_name) == (other.name, other.device_name)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.device_name))
+
+    def __repr__(self) -> str:
+        return f"Backend(name={self.name!r}, device={self.device_name!r})"
+
+    def dtype(self, dtype: Any) -> Any:
+        """The namespace's dtype for a name ("float32", "float64") or a dtype of this namespace."""
+        if not isinstance(dtype, str):
+            return dtype
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(
+                f"dtype {dtype!r} is not supported; expected one of {list(FLOAT_DTYPES)}"
+            )
+        if not self.library.supports_dtype(dtype):
+            raise BackendUnavailableError(
+                f"backend {self.name!r} on {self.device_name} does not support {dtype}; "
+                f"use float32 or another backend"
+            )
+        self.library.prepare_dtype(dtype)
+        return getattr(self.xp, dtype)
+
+    def supports_dtype(self, dtype: str) -> bool:
+        return self.library.supports_dtype(dtype)
+
+    def asarray(self, host: Any, dtype: Any = "float32") -> Any:
+        """Copy a host (NumPy) array or nested list to this backend's device, as ``dtype``."""
+        return self.library.asarray(self.xp, host, self.dtype(dtype), self.device)
+
+    def to_numpy(self, x: Any) -> Any:
+        """Copy a backend array to a host NumPy array."""
+        return self.library.to_numpy(x)
+
+    def synchronize(self, *values: Any) -> None:
+        """Block until queued work on this device has finished (for timing).
+
+        JAX has no device-wide barrier: pass the arrays (or pytrees) whose computation to wait for.
+        """
+        self.library.synchronize(self.device, values)
+
+    def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
+        """Compile a pure function for this backend (``jax.jit`` on JAX; identity elsewhere)."""
+        return self.library.compile(fn, donate_argnums=donate_argnums)

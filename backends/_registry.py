@@ -1,0 +1,112 @@
+"""Backends by name: the registry, ``get_backend`` and ``available_backends``."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+
+from ._base import (
+    Availability,
+    Backend,
+    BackendUnavailableError,
+    Library,
+    UnknownBackendError,
+    parse_device,
+)
+from ._cupy import CupyLibrary
+from ._jax import JaxLibrary
+from ._numpy import NumpyLibrary
+from ._strict import StrictLibrary
+from ._torch import TorchLibrary
+
+__all__ = ["available_backends", "get_backend", "known_backends", "register_library"]
+
+_LIBRARIES: dict[str, Library] = {}
+
+
+@functools.cache
+def _probe(name: str) -> Availability:
+    return _LIBRARIES[name].probe()
+
+
+def register_library(library: Library) -> Library:
+    """Add a backend; its ``name`` becomes selectable by ``get_backend``."""
+    _LIBRARIES[library.name] = library
+    _probe.cache_clear()
+    return library
+
+
+for _lib in (NumpyLibrary(), JaxLibrary(), TorchLibrary(), CupyLibrary(), StrictLibrary()):
+    register_library(_lib)
+
+
+def known_backends() -> list[str]:
+    """Every registered backend name, usable here or not."""
+    return list(_LIBRARIES)
+
+
+def available_backends() -> dict[str, Availability]:
+    """``{name: Availability}`` for every known backend, with the reason when not usable.
+
+    The probe imports each library and runs one tiny computation, once per process.
+    """
+    return {name: _probe(name) for name in _LIBRARIES}
+
+
+def _unknown_name(name: str) -> UnknownBackendError:
+    allowed = [*_LIBRARIES, "auto"]
+    close = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return UnknownBackendError(
+        f"unknown backend {name!r}: expected one of {allowed}{hint}"
+    )
+
+
+def _usable_summary() -> str:
+    usable = [n for n, a in available_backends().items() if a.ok]
+    return f"usable backends here: {usable}" if usable else "no backend is usable here"
+
+
+def _auto() -> str:
+    ordered = sorted(
+        (lib for lib in _LIBRARIES.values() if lib.auto_priority is not None),
+        key=lambda lib: lib.auto_priority,
+    )
+    for lib in ordered:
+        if _probe(lib.name).ok and getattr(lib, "auto_ok", lambda: True)():
+            return lib.name
+    raise BackendUnavailableError(f"get_backend('auto') found nothing usable; {_usable_summary()}")
+
+
+def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
+    """Return the `Backend` called ``name`` on ``device``.
+
+    Parameters
+    ----------
+    name : str
+        "numpy", "cupy", "jax", "torch", "array_api_strict", or "auto" (the first usable of
+        cupy, jax on a GPU, numpy).
+    device : str, optional
+        "cpu", "gpu" or "gpu:N"; the library's default device when omitted.
+
+    Raises
+    ------
+    UnknownBackendError
+        ``name`` or ``device`` is not known.
+    BackendUnavailableError
+        The backend is known but cannot run here; the message gives the reason and the usable
+        backends.
+    """
+    if name == "auto":
+        name = _auto()
+    if name not in _LIBRARIES:
+        raise _unknown_name(name)
+    kind, index = parse_device(device)
+    availability = _probe(name)
+    if not availability.ok:
+        raise BackendUnavailableError(
+            f"backend {name!r} is not usable: {availability.reason}. {_usable_summary()}"
+        )
+    library = _LIBRARIES[name]
+    device_obj, device_name = library.resolve_device(kind, index)
+    return Backend(name, library.namespace(), device_obj, device_name, library)
