@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 FLOAT_DTYPES = ("float32", "float64")
+INDEX_DTYPES = ("int32",)  # batch indices; int32 is the one integer type every backend has by default
 
 
 class BackendError(ValueError):
@@ -199,6 +200,8 @@ class Backend:
         """The namespace's dtype for a name ("float32", "float64") or a dtype of this namespace."""
         if not isinstance(dtype, str):
             return dtype
+        if dtype in INDEX_DTYPES:
+            return getattr(self.xp, dtype)
         if dtype not in FLOAT_DTYPES:
             raise ValueError(
                 f"dtype {dtype!r} is not supported; expected one of {list(FLOAT_DTYPES)}"

@@ -1,0 +1,33 @@
+"""Host-side (NumPy) randomness: initial weights and batch orders.
+
+Random numbers are not part of the Array API standard, so they are drawn here with
+``numpy.random.Generator`` in float64 and then moved to the backend: the same seed gives the
+same numbers on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["glorot_uniform", "np_rng"]
+
+
+def np_rng(seed: int) -> np.random.Generator:
+    """The host generator every random draw of a run comes from."""
+    return np.random.default_rng(seed)
+
+
+def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray]]:
+    """Glorot/Xavier-uniform weights, zero biases, float64, one dict per dense layer.
+
+    W ~ U(-r, r) with r = sqrt(6 / (n_in + n_out)); b = 0. Shapes W (n_in, n_out), b (n_out,).
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        limit = np.sqrt(6.0 / (n_in + n_out))
+        w = rng.uniform(-limit, limit, size=(n_in, n_out))
+        layers.append({"W": w, "b": np.zeros(n_out)})
+    return layers

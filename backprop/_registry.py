@@ -1,0 +1,62 @@
+"""A name -> object registry with helpful errors; activations, losses and optimizers use it."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+__all__ = ["Registry", "UnknownNameError"]
+
+T = TypeVar("T")
+
+
+class UnknownNameError(ValueError):
+    """A name that is not in a registry; the message lists the allowed names."""
+
+
+class Registry(Generic[T]):
+    """Named components of one kind ("activation", "loss", "optimizer", ...).
+
+    >>> acts = Registry("activation")
+    >>> @acts.register("double")
+    ... class Double: ...
+    >>> acts.get("double") is Double
+    True
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            raise self.unknown(name) from None
+
+    def unknown(self, name: object, allowed: list[str] | None = None) -> UnknownNameError:
+        allowed = self.names() if allowed is None else allowed
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return UnknownNameError(
+            f"unknown {self.kind} {name!r}: expected one of {allowed}{hint}"
+        )
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)

@@ -1,0 +1,224 @@
+"""Activation functions, each with its forward and its derivative side by side.
+
+Every activation is one registered class. ``forward(xp, z)`` returns ``a = f(z)``;
+``derivative(xp, z, a)`` returns ``f'(z)`` elementwise. Where ``f'`` can be written from the
+output ``a`` (sigmoid ``a*(1-a)``, tanh ``1-a**2``, relu ``a>0``, ...) it is, so the backward pass
+reuses what forward computed and the layer does not keep ``z`` at all (``needs_input = False``).
+``vjp(xp, z, a, g)`` returns ``g * f'(z)``, the error signal ``delta = dJ/dz`` from ``dJ/da``;
+softmax, whose Jacobian is not diagonal, overrides it.
+
+To add an activation: subclass `Activation`, decorate with ``@register("name")``. Configs, the
+model's validation and the test tables read this registry.
+
+All forms are numerically stable: no overflow, warning or NaN for ``|z|`` up to 1e4 in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._registry import Registry
+
+__all__ = ["ACTIVATIONS", "Activation", "get_activation", "register"]
+
+ACTIVATIONS: Registry[Activation] = Registry("activation")
+
+
+def register(name: str):
+    """Class decorator: instantiate and register an `Activation` under ``name``."""
+
+    def add(cls: type[Activation]) -> type[Activation]:
+        instance = cls()
+        instance.name = name
+        ACTIVATIONS.register(name)(instance)
+        return cls
+
+    return add
+
+
+def get_activation(name: str | Activation) -> Activation:
+    """The registered activation called ``name`` (an `Activation` passes through)."""
+    return name if isinstance(name, Activation) else ACTIVATIONS.get(name)
+
+
+class Activation:
+    """Base class. Shapes: ``z``, ``a``, ``g`` are all (N, units)."""
+
+    name: str = ""
+    hidden: bool = True  # usable in hidden layers (softmax is output-only)
+    needs_input: bool = False  # derivative needs z, not only a (then the layer keeps z)
+
+    def forward(self, xp: Any, z: Any) -> Any:
+        raise NotImplementedError
+
+    def derivative(self, xp: Any, z: Any, a: Any) -> Any:
+        """f'(z) elementwise; ``z`` is None unless ``needs_input``."""
+        raise NotImplementedError
+
+    def vjp(self, xp: Any, z: Any, a: Any, g: Any) -> Any:
+        """delta = dJ/dz = g * f'(z), for g = dJ/da."""
+        return g * self.derivative(xp, z, a)
+
+    def __repr__(self) -> str:
+        return f"<activation {self.name}>"
+
+
+def _step(xp: Any, a: Any) -> Any:
+    """1.0 where a > 0 else 0.0, in a's dtype."""
+    return xp.astype(a > 0, a.dtype)
+
+
+@register("identity")
+class Identity(Activation):
+    """a = z; f' = 1."""
+
+    def forward(self, xp, z):
+        return z
+
+    def derivative(self, xp, z, a):
+        return xp.ones_like(a)
+
+    def vjp(self, xp, z, a, g):
+        return g
+
+
+@register("sigmoid")
+class Sigmoid(Activation):
+    """a = 1 / (1 + exp(-z)); f' = a * (1 - a), from the output.
+
+    Stable form: with e = exp(-|z|) <= 1, a = 1/(1+e) for z >= 0 and e/(1+e) for z < 0, so no
+    exponential overflows.
+    """
+
+    def forward(self, xp, z):
+        e = xp.exp(-xp.abs(z))
+        return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    def derivative(self, xp, z, a):
+        return a * (1.0 - a)
+
+
+@register("tanh")
+class Tanh(Activation):
+    """a = tanh(z); f' = 1 - a**2, from the output."""
+
+    def forward(self, xp, z):
+        return xp.tanh(z)
+
+    def derivative(self, xp, z, a):
+        return 1.0 - a * a
+
+
+@register("relu")
+class Relu(Activation):
+    """a = max(z, 0); f' = 1 where a > 0 else 0 (the subgradient 0 is chosen at z = 0)."""
+
+    def forward(self, xp, z):
+        return xp.maximum(z, xp.zeros_like(z))
+
+    def derivative(self, xp, z, a):
+        return _step(xp, a)
+
+
+@register("leaky_relu")
+class LeakyRelu(Activation):
+    """a = z if z > 0 else slope*z (slope 0.01); f' = 1 where a > 0 else slope, from the output."""
+
+    slope = 0.01
+
+    def forward(self, xp, z):
+        return xp.where(z > 0, z, self.slope * z)
+
+    def derivative(self, xp, z, a):
+        return self.slope + (1.0 - self.slope) * _step(xp, a)
+
+
+@register("elu")
+class Elu(Activation):
+    """a = z if z > 0 else alpha*(exp(z)-1) (alpha 1); f' = 1 where a > 0 else a + alpha.
+
+    The derivative alpha*exp(z) equals a + alpha on the negative side, so it comes from the output.
+    """
+
+    alpha = 1.0
+
+    def forward(self, xp, z):
+        negative = xp.minimum(z, xp.zeros_like(z))  # expm1 of min(z, 0) cannot overflow
+        return xp.where(z > 0, z, self.alpha * xp.expm1(negative))
+
+    def derivative(self, xp, z, a):
+        return xp.where(a > 0, xp.ones_like(a), a + self.alpha)
+
+
+@register("softplus")
+class Softplus(Activation):
+    """a = log(1 + exp(z)); f' = sigmoid(z) = 1 - exp(-a), from the output.
+
+    Stable forward: max(z, 0) + log1p(exp(-|z|)). The derivative is computed as -expm1(-a), exact
+    for tiny a (very negative z).
+    """
+
+    def forward(self, xp, z):
+        return xp.maximum(z, xp.zeros_like(z)) + xp.log1p(xp.exp(-xp.abs(z)))
+
+    def derivative(self, xp, z, a):
+        return -xp.expm1(-a)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+@register("gelu")
+class Gelu(Activation):
+    """GELU, tanh form (``erf`` is not in the Array API standard):
+
+    a = z/2 * (1 + tanh(u)),  u = c*(z + k*z**3),  c = sqrt(2/pi),  k = 0.044715
+    f' = (1 + t)/2 + z/2 * (1 - t**2) * c * (1 + 3k*z**2),  t = tanh(u).
+    Not invertible from a, so the layer keeps z.
+    """
+
+    needs_input = True
+
+    def forward(self, xp, z):
+        return 0.5 * z * (1.0 + xp.tanh(_GELU_C * (z + _GELU_K * z * z * z)))
+
+    def derivative(self, xp, z, a):
+        z2 = z * z
+        t = xp.tanh(_GELU_C * (z + _GELU_K * z2 * z))
+        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_K * z2)
+
+
+@register("softmax")
+class Softmax(Activation):
+    """a_i = exp(z_i) / sum_j exp(z_j) over each row; output layer only.
+
+    Jacobian da_i/dz_j = a_i (delta_ij - a_j), so the vector-Jacobian product is
+    ``delta = a * (g - sum(g * a, axis=1))``. With cross-entropy the model uses the fused
+    ``delta = (a - y)/N`` instead (see `backprop.losses`).
+    """
+
+    hidden = False
+
+    def forward(self, xp, z):
+        shifted = z - xp.max(z, axis=-1, keepdims=True)
+        e = xp.exp(shifted)
+        return e / xp.sum(e, axis=-1, keepdims=True)
+
+    def derivative(self, xp, z, a):
+        raise TypeError("softmax has no elementwise derivative; use vjp (its Jacobian is full)")
+
+    def vjp(self, xp, z, a, g):
+        return a * (g - xp.sum(g * a, axis=-1, keepdims=True))
+
+
+def log_softmax(xp: Any, z: Any) -> Any:
+    """log(softmax(z)) over the last axis, stable: shifted - log(sum(exp(shifted)))."""
+    shifted = z - xp.max(z, axis=-1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+
+def softplus(xp: Any, z: Any) -> Any:
+    """log(1 + exp(z)), stable (shared by the softplus activation and the BCE loss)."""
+    return ACTIVATIONS.get("softplus").forward(xp, z)

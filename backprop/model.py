@@ -1,0 +1,236 @@
+"""The multilayer perceptron: a stack of `Dense` layers with hand-derived backpropagation.
+
+Forward, layer l = 0..L-1 (x_0 = X):   z_l = x_l @ W_l + b_l,   a_l = f_l(z_l),   x_{l+1} = a_l.
+Backward (the delta recursion), with delta_l = dJ/dz_l:
+
+    delta_{L-1} = (a - y)/N                          fused sigmoid+BCE / softmax+CE
+                = f'(z_{L-1}) * dJ/da                otherwise (e.g. MSE)
+    delta_l     = (delta_{l+1} @ W_{l+1}.T) * f'_l(a_l)
+    dJ/dW_l     = x_l.T @ delta_l  (+ alpha/N * W_l),    dJ/db_l = sum_rows(delta_l)
+
+See `MLP.loss_and_grad` for the lines that do this.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from . import _host
+from .activations import ACTIVATIONS, get_activation
+from .layers import Dense
+from .losses import LOSSES, get_loss
+
+__all__ = ["MLP"]
+
+Params = list[dict[str, Any]]
+
+
+def _resolve_backend(backend: Any):
+    import backends
+
+    return backends.get_backend(backend) if isinstance(backend, str) else backend
+
+
+class MLP:
+    """Multilayer perceptron ``sizes[0] -> ... -> sizes[-1]``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units per layer, input first: ``[n_in, hidden..., n_out]`` (at least two entries).
+    hidden : str or sequence of str
+        Hidden activation: one name for every hidden layer, or one per hidden layer.
+    output : str
+        Output activation ("identity", "sigmoid", "softmax", ...).
+    loss : str
+        "mse", "binary_cross_entropy" (needs output="sigmoid") or "cross_entropy" (needs
+        output="softmax").
+    alpha : float
+        L2 penalty: J += alpha/(2N) * sum(W**2) over weights, not biases.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        hidden: str | Sequence[str] = "relu",
+        output: str = "identity",
+        loss: str = "mse",
+        alpha: float = 0.0,
+    ) -> None:
+        self.sizes = _check_sizes(sizes)
+        n_hidden = len(self.sizes) - 2
+        hidden_names = [hidden] * n_hidden if isinstance(hidden, str) else list(hidden)
+        if len(hidden_names) != n_hidden:
+            raise ValueError(
+                f"hidden has {len(hidden_names)} activations but sizes {self.sizes} has "
+                f"{n_hidden} hidden layers; give one name, or exactly {n_hidden}"
+            )
+        acts = [get_activation(h) for h in hidden_names]
+        for a in acts:
+            if not a.hidden:
+                allowed = [n for n in ACTIVATIONS if ACTIVATIONS.get(n).hidden]
+                raise ValueError(
+                    f"activation {a.name!r} can only be used on the output layer; "
+                    f"hidden layers take one of {allowed}"
+                )
+        out = get_activation(output)
+        self.loss_function = get_loss(loss)
+        if self.loss_function.outputs is not None and out.name not in self.loss_function.outputs:
+            raise ValueError(
+                f"loss {self.loss_function.name!r} needs output activation in {list(self.loss_function.outputs)}, "
+                f"received output={out.name!r}; change the output or use loss='mse'"
+            )
+        if not isinstance(alpha, numbers.Real) or not alpha >= 0:
+            raise ValueError(f"alpha must be a real number >= 0, received {alpha!r}")
+        self.alpha = float(alpha)
+        self.layers = [
+            Dense(n_in, n_out, act)
+            for n_in, n_out, act in zip(self.sizes[:-1], self.sizes[1:], [*acts, out], strict=True)
+        ]
+        self.fused = self.loss_function.fused_output == out.name
+
+    def __repr__(self) -> str:
+        acts = [layer.activation.name for layer in self.layers]
+        return (
+            f"MLP(sizes={self.sizes}, hidden={acts[:-1]}, output={acts[-1]!r}, "
+            f"loss={self.loss_function.name!r}, alpha={self.alpha})"
+        )
+
+    # -- parameters ------------------------------------------------------------------------------
+    def init(self, seed: int = 0, backend: Any = "numpy", dtype: str = "float32") -> Params:
+        """Glorot-uniform weights and zero biases, drawn on the host, moved to ``backend``.
+
+        Returns a list with one ``{"W": (n_in, n_out), "b": (n_out,)}`` dict per layer. The same
+        seed gives the same numbers on every backend (drawn in float64, then cast).
+        """
+        be = _resolve_backend(backend)
+        host = _host.glorot_uniform(self.sizes, seed)
+        return [{k: be.asarray(v, dtype) for k, v in layer.items()} for layer in host]
+
+    # -- forward / backward ----------------------------------------------------------------------
+    def forward(self, params: Params, X: Any) -> tuple[Any, Any, list]:
+        """Run every layer; return ``(z_out, a_out, caches)`` (caches feed the backward pass)."""
+        xp = array_namespace(X)
+        self._check_params(params)
+        caches = []
+        x = X
+        z = None
+        for layer, p in zip(self.layers, params, strict=True):
+            z, x, cache = layer.forward(xp, p, x)
+            caches.append(cache)
+        return z, x, caches
+
+    def predict(self, params: Params, X: Any) -> Any:
+        """Output activations for inputs X (N, n_in) -> (N, n_out)."""
+        self._check_x(X, params)
+        return self.forward(params, X)[1]
+
+    def loss(self, params: Params, X: Any, Y: Any) -> Any:
+        """The loss J (0-d array), including the L2 penalty."""
+        self._check_xy(X, Y, params)
+        xp = array_namespace(X)
+        z, a, _ = self.forward(params, X)
+        return self._loss_value(xp, params, z, a, Y)
+
+    def loss_and_grad(self, params: Params, X: Any, Y: Any) -> tuple[Any, Params]:
+        """The loss J and dJ/dparams (a list of dicts like ``params``) by backpropagation.
+
+        X: (N, n_in), Y: (N, n_out), both of the parameters' float dtype.
+        """
+        self._check_xy(X, Y, params)
+        xp = array_namespace(X)
+        z, a, caches = self.forward(params, X)
+        loss = self._loss_value(xp, params, z, a, Y)
+        l2 = self.alpha / X.shape[0]
+        last = self.layers[-1]
+        if self.fused:  # sigmoid+BCE, softmax+CE: f' cancels, delta = (a - y)/N
+            delta = self.loss_function.fused_delta(xp, a, Y)
+        else:  # delta = dJ/da * f'(z) through the output activation
+            delta = last.delta(xp, caches[-1], self.loss_function.grad(xp, a, Y))
+        grads: Params = [None] * len(self.layers)  # type: ignore[list-item]
+        for i in range(len(self.layers) - 1, -1, -1):
+            grads[i], grad_x = self.layers[i].backward(
+                xp, params[i], caches[i], delta, l2=l2, input_grad=i > 0
+            )
+            if i > 0:  # delta_{i-1} = (delta_i @ W_i.T) * f'(a_{i-1})
+                delta = self.layers[i - 1].delta(xp, caches[i - 1], grad_x)
+        return loss, grads
+
+    def _loss_value(self, xp: Any, params: Params, z: Any, a: Any, Y: Any) -> Any:
+        if self.fused:
+            loss = self.loss_function.value_from_logits(xp, z, Y)
+        else:
+            loss = self.loss_function.value(xp, a, Y)
+        if self.alpha:
+            squares = sum(xp.sum(p["W"] * p["W"]) for p in params)
+            loss = loss + (self.alpha / (2.0 * Y.shape[0])) * squares
+        return loss
+
+    # -- static checks (shapes and dtypes only: no host sync, safe under jax.jit) ----------------
+    def _check_params(self, params: Params) -> None:
+        if not isinstance(params, (list, tuple)) or len(params) != len(self.layers):
+            raise ValueError(
+                f"params must be a list of {len(self.layers)} layer dicts (from MLP.init), "
+                f"received {type(params).__name__} of length {len(params)}"
+                if isinstance(params, (list, tuple))
+                else f"params must be a list of layer dicts, received {type(params).__name__}"
+            )
+        for i, (layer, p) in enumerate(zip(self.layers, params, strict=True)):
+            if tuple(p["W"].shape) != (layer.n_in, layer.n_out) or tuple(p["b"].shape) != (
+                layer.n_out,
+            ):
+                raise ValueError(
+                    f"params[{i}] has W {tuple(p['W'].shape)} and b {tuple(p['b'].shape)}; "
+                    f"this model expects W {(layer.n_in, layer.n_out)} and b {(layer.n_out,)}"
+                )
+
+    def _check_x(self, X: Any, params: Params) -> None:
+        _check_float_matrix("X", X, self.sizes[0], "n_in")
+        dtype = params[0]["W"].dtype
+        if X.dtype != dtype:
+            raise TypeError(
+                f"X has dtype {X.dtype} but the parameters are {dtype}; convert X with "
+                f"backend.asarray(X, dtype=...) to the parameters' dtype"
+            )
+
+    def _check_xy(self, X: Any, Y: Any, params: Params) -> None:
+        self._check_x(X, params)
+        _check_float_matrix("Y", Y, self.sizes[-1], "n_out")
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; they must have the same rows"
+            )
+        if Y.dtype != X.dtype:
+            raise TypeError(f"Y has dtype {Y.dtype} but X has {X.dtype}; they must match")
+
+
+def _check_float_matrix(name: str, arr: Any, width: int, what: str) -> None:
+    shape = getattr(arr, "shape", None)
+    if shape is None:
+        raise TypeError(f"{name} must be an array, received {type(arr).__name__}")
+    if len(shape) != 2 or shape[1] != width:
+        raise ValueError(
+            f"{name} must have shape (N, {width}) ({what} = {width}), received {tuple(shape)}"
+        )
+    xp = array_namespace(arr)
+    if not xp.isdtype(arr.dtype, "real floating"):
+        raise TypeError(
+            f"{name} must have a real floating dtype (float32 or float64), received {arr.dtype}"
+        )
+
+
+def _check_sizes(sizes: Sequence[int]) -> list[int]:
+    try:
+        out = list(sizes)
+    except TypeError:
+        raise TypeError(f"sizes must be a list of ints, received {sizes!r}") from None
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1]
+    if len(out) < 2 or bad:
+        raise ValueError(
+            f"sizes must list at least two positive ints [n_in, ..., n_out], received {sizes!r}"
+        )
+    return [int(s) for s in out]
