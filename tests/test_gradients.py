@@ -1,0 +1,139 @@
+"""Whole-network loss_and_grad: every hidden activation x every output/loss pair, against central
+finite differences and the jax.grad oracle, in float64, on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_close
+from oracles import network_grads
+
+import backprop as bp
+
+HIDDEN = [n for n in bp.ACTIVATIONS.names() if bp.get_activation(n).hidden]
+HEADS = [  # (output activation, loss): every pairing the model accepts
+    ("identity", "mse"),
+    ("tanh", "mse"),
+    ("sigmoid", "mse"),
+    ("softmax", "mse"),
+    ("sigmoid", "binary_cross_entropy"),
+    ("softmax", "cross_entropy"),
+]
+SIZES = [3, 5, 4, 2]
+
+
+def _data(loss: str, output: str, n: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, SIZES[0]))
+    if loss == "cross_entropy":
+        Y = bp.one_hot(rng.integers(0, SIZES[-1], n), SIZES[-1])
+    elif loss == "binary_cross_entropy" or output in ("sigmoid", "softmax"):
+        Y = rng.integers(0, 2, (n, SIZES[-1])).astype(float)
+    else:
+        Y = rng.normal(size=(n, SIZES[-1]))
+    return X, Y
+
+
+def _problem(backend, hidden, output, loss, alpha=0.0):
+    model = bp.MLP(SIZES, hidden=hidden, output=output, loss=loss, alpha=alpha)
+    params = model.init(seed=3, backend=backend, dtype="float64")
+    X, Y = _data(loss, output)
+    return model, params, X, Y
+
+
+@pytest.mark.parametrize(("output", "loss"), HEADS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_network_gradient_matches_finite_differences(backend, hidden, output, loss):
+    model, params, X, Y = _problem(backend, hidden, output, loss)
+    args = backend.asarray(X, "float64"), backend.asarray(Y, "float64")
+    result = bp.gradcheck(model.loss_and_grad, params, *args, loss=backend.compile(model.loss))
+    assert result.ok, str(result)
+
+
+@pytest.mark.parametrize(("output", "loss"), HEADS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_network_gradient_matches_autodiff(backend, hidden, output, loss):
+    model, params, X, Y = _problem(backend, hidden, output, loss, alpha=0.3)
+    value, grads = model.loss_and_grad(
+        params, backend.asarray(X, "float64"), backend.asarray(Y, "float64")
+    )
+    host_params = [{k: backend.to_numpy(v) for k, v in p.items()} for p in params]
+    ref_value, ref_grads = network_grads(host_params, X, Y, [hidden] * 2, output, loss, 0.3)
+    assert_close(backend, value, ref_value, rtol=1e-12)
+    for ours, ref in zip(grads, ref_grads, strict=True):
+        for key in ("W", "b"):
+            # relative to the array's scale: entries near 0 would make elementwise rtol fragile
+            scale = np.abs(ref[key]).max()
+            assert_close(backend, ours[key], ref[key], rtol=1e-9, atol=1e-12 * max(scale, 1.0))
+
+
+def test_mixed_hidden_activations_and_l2(backend):
+    """One activation per hidden layer, and the L2 penalty alpha/(2N) * sum(W**2)."""
+    model = bp.MLP([4, 6, 5, 3, 3], hidden=["gelu", "elu", "sigmoid"], output="softmax",
+                   loss="cross_entropy", alpha=0.5)
+    params = model.init(seed=1, backend=backend, dtype="float64")
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(7, 4)), bp.one_hot(rng.integers(0, 3, 7), 3)
+    args = backend.asarray(X, "float64"), backend.asarray(Y, "float64")
+    result = bp.gradcheck(model.loss_and_grad, params, *args, loss=backend.compile(model.loss))
+    assert result.ok, str(result)
+    host = [{k: backend.to_numpy(v) for k, v in p.items()} for p in params]
+    ref_value, _ = network_grads(host, X, Y, ["gelu", "elu", "sigmoid"], "softmax",
+                                 "cross_entropy", 0.5)
+    assert_close(backend, model.loss(params, *args), ref_value, rtol=1e-12)
+
+
+def test_gradcheck_catches_a_wrong_gradient(backend):
+    """The checker itself can fail: a gradient off by 1% is reported."""
+    model, params, X, Y = _problem(backend, "tanh", "identity", "mse")
+
+    def wrong(p, x, y):
+        value, grads = model.loss_and_grad(p, x, y)
+        grads[0]["W"] = grads[0]["W"] * 1.01
+        return value, grads
+
+    args = backend.asarray(X, "float64"), backend.asarray(Y, "float64")
+    result = bp.gradcheck(wrong, params, *args)
+    assert not result.ok
+    assert result.errors["[0].W"] > 1e-3 and result.errors["[1].W"] < 1e-7
+
+
+def test_gradcheck_refuses_float32(backend):
+    model, _, X, Y = _problem(backend, "tanh", "identity", "mse")
+    params = model.init(seed=0, backend=backend, dtype="float32")
+    with pytest.raises(TypeError, match="float64"):
+        bp.gradcheck(model.loss_and_grad, params, backend.asarray(X), backend.asarray(Y))
+
+
+@pytest.mark.parametrize(("output", "loss"), [("sigmoid", "binary_cross_entropy"),
+                                              ("softmax", "cross_entropy")])
+def test_fused_delta_equals_chain_rule(backend, output, loss):
+    """(a - y)/N is exactly f'(z) * dJ/da for the fused pairs: the derivative cancels."""
+    xp = backend.xp
+    act, lossf = bp.get_activation(output), bp.get_loss(loss)
+    rng = np.random.default_rng(0)
+    z = backend.asarray(rng.normal(size=(4, 3)), "float64")
+    y_host = bp.one_hot(rng.integers(0, 3, 4), 3) if loss == "cross_entropy" else rng.integers(
+        0, 2, (4, 3)).astype(float)
+    y = backend.asarray(y_host, "float64")
+    a = act.forward(xp, z)
+    chain = act.vjp(xp, z, a, lossf.grad(xp, a, y))
+    assert_close(backend, lossf.fused_delta(xp, a, y), backend.to_numpy(chain), rtol=1e-12,
+                 atol=1e-15)
+    assert_close(backend, lossf.value_from_logits(xp, z, y),
+                 backend.to_numpy(lossf.value(xp, a, y)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "cross_entropy"])
+def test_fused_loss_is_stable_for_saturated_outputs(backend, loss):
+    """Logits of +-1e4 in float32: finite loss and delta, no warning (warnings are errors)."""
+    output = "sigmoid" if loss == "binary_cross_entropy" else "softmax"
+    model = bp.MLP([2, 2], output=output, loss=loss)
+    params = [{"W": backend.asarray([[1e4, -1e4], [-1e4, 1e4]]), "b": backend.asarray([0.0, 0.0])}]
+    X = backend.asarray([[1.0, 0.0], [0.0, 1.0]])
+    Y = backend.asarray([[0.0, 1.0], [0.0, 1.0]])  # row 0 confidently wrong, row 1 right
+    value, grads = model.loss_and_grad(params, X, Y)
+    v = float(value)
+    assert np.isfinite(v) and v > 1e3  # log(1 + e^1e4) ~ 1e4 for the wrong row
+    for g in grads:
+        assert np.all(np.isfinite(backend.to_numpy(g["W"])))
