@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 FLOAT_DTYPES = ("float32", "float64")
-INDEX_DTYPES = ("int32",)  # batch indices; int32 is the one integer type every backend has by default
+INDEX_DTYPES = (
+    "int32",
+)  # batch indices; int32 is the one integer type every backend has by default
 
 
 class BackendError(ValueError):
@@ -107,7 +109,9 @@ class Library:
         return importlib.import_module(self.import_name or self.name)
 
     def not_installed_reason(self, exc: BaseException) -> str:
-        hint = f"pip install 'backprop-xp[{self.extra}]'" if self.extra else f"pip install {self.name}"
+        hint = (
+            f"pip install 'backprop-xp[{self.extra}]'" if self.extra else f"pip install {self.name}"
+        )
         return f"{self.name} is not installed ({exc}); install it with: {hint}"
 
     def no_device_reason(self, exc: BaseException) -> str:

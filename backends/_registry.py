@@ -57,9 +57,7 @@ def _unknown_name(name: str) -> UnknownBackendError:
     allowed = [*_LIBRARIES, "auto"]
     close = difflib.get_close_matches(str(name), allowed, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return UnknownBackendError(
-        f"unknown backend {name!r}: expected one of {allowed}{hint}"
-    )
+    return UnknownBackendError(f"unknown backend {name!r}: expected one of {allowed}{hint}")
 
 
 def _usable_summary() -> str:

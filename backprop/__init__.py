@@ -9,12 +9,12 @@
 from . import activations, losses, optimizers
 from ._registry import UnknownNameError
 from .activations import ACTIVATIONS, Activation, get_activation
+from .data import DataError, check_training_data, one_hot
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import Dense
 from .losses import LOSSES, Loss, get_loss
 from .model import MLP
 from .optimizers import OPTIMIZERS, SGD, Optimizer, get_optimizer
-from .data import DataError, check_training_data, one_hot
 from .training import TrainResult, make_step, train
 from .tree import tree_leaves, tree_map
 
@@ -24,13 +24,13 @@ __all__ = [
     "MLP",
     "OPTIMIZERS",
     "SGD",
-    "TrainResult",
     "Activation",
     "DataError",
     "Dense",
     "GradcheckResult",
     "Loss",
     "Optimizer",
+    "TrainResult",
     "UnknownNameError",
     "activations",
     "check_training_data",

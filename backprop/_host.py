@@ -7,6 +7,7 @@ same numbers on every backend.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray
     """
     rng = np.random.default_rng(seed)
     layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for n_in, n_out in itertools.pairwise(sizes):
         limit = np.sqrt(6.0 / (n_in + n_out))
         w = rng.uniform(-limit, limit, size=(n_in, n_out))
         layers.append({"W": w, "b": np.zeros(n_out)})

@@ -48,9 +48,7 @@ class Registry(Generic[T]):
         allowed = self.names() if allowed is None else allowed
         close = difflib.get_close_matches(str(name), allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return UnknownNameError(
-            f"unknown {self.kind} {name!r}: expected one of {allowed}{hint}"
-        )
+        return UnknownNameError(f"unknown {self.kind} {name!r}: expected one of {allowed}{hint}")
 
     def names(self) -> list[str]:
         return list(self._items)

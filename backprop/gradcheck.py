@@ -43,7 +43,9 @@ class GradcheckResult:
     def __str__(self) -> str:
         lines = [f"{path:>12}  {err:.3e}" for path, err in self.errors.items()]
         verdict = "ok" if self.ok else "FAILED"
-        return "\n".join([*lines, f"max relative error {self.max_error:.3e} (tol {self.tol:g}): {verdict}"])
+        return "\n".join(
+            [*lines, f"max relative error {self.max_error:.3e} (tol {self.tol:g}): {verdict}"]
+        )
 
 
 Path = tuple[Any, ...]

@@ -46,7 +46,7 @@ class Dense:
         return z, a, DenseCache(x=x, a=a, z=z if self.activation.needs_input else None)
 
     def delta(self, xp: Any, cache: DenseCache, grad_a: Any) -> Any:
-        """Error signal of this layer, ``delta = dJ/dz = dJ/da * f'(z)`` (from the cached output)."""
+        """This layer's error signal ``delta = dJ/dz = dJ/da * f'(z)``, f' from the cache."""
         return self.activation.vjp(xp, cache.z, cache.a, grad_a)
 
     def backward(

@@ -22,7 +22,7 @@ from array_api_compat import array_namespace
 from . import _host
 from .activations import ACTIVATIONS, get_activation
 from .layers import Dense
-from .losses import LOSSES, get_loss
+from .losses import get_loss
 
 __all__ = ["MLP"]
 
@@ -79,9 +79,11 @@ class MLP:
                 )
         out = get_activation(output)
         self.loss_function = get_loss(loss)
-        if self.loss_function.outputs is not None and out.name not in self.loss_function.outputs:
+        allowed_outputs = self.loss_function.outputs
+        if allowed_outputs is not None and out.name not in allowed_outputs:
             raise ValueError(
-                f"loss {self.loss_function.name!r} needs output activation in {list(self.loss_function.outputs)}, "
+                f"loss {self.loss_function.name!r} needs output activation in "
+                f"{list(allowed_outputs)}, "
                 f"received output={out.name!r}; change the output or use loss='mse'"
             )
         if not isinstance(alpha, numbers.Real) or not alpha >= 0:

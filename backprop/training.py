@@ -68,7 +68,12 @@ def train(
     host, so every backend sees the same numbers. Losses are read back once per epoch.
     """
     be = backends.get_backend(backend) if isinstance(backend, str) else backend
-    if not isinstance(epochs, int) or epochs < 1 or not isinstance(batch_size, int) or batch_size < 1:
+    if (
+        not isinstance(epochs, int)
+        or epochs < 1
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+    ):
         raise ValueError(
             f"epochs and batch_size must be positive ints, received {epochs!r} and {batch_size!r}"
         )

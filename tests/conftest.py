@@ -42,7 +42,7 @@ def to_host(backend: backends.Backend, x) -> np.ndarray:
 
 
 def assert_close(backend, actual, expected, *, rtol: float, atol: float = 0.0) -> None:
-    """``actual`` is an array of ``backend`` (namespace and device checked) close to ``expected``."""
+    """``actual`` is an array of ``backend`` (namespace, device checked), close to ``expected``."""
     from array_api_compat import array_namespace, device
 
     assert array_namespace(actual) is array_namespace(backend.asarray([0.0]))

@@ -19,7 +19,9 @@ def _jax():
 
 
 def _torch():
-    return pytest.importorskip("torch", reason="the torch oracle needs torch (pip install '.[torch]')")
+    return pytest.importorskip(
+        "torch", reason="the torch oracle needs torch (pip install '.[torch]')"
+    )
 
 
 def jax_activations():

@@ -91,5 +91,7 @@ def test_softmax_is_output_only():
 
 
 def test_unknown_activation_names_the_allowed_ones():
-    with pytest.raises(bp.UnknownNameError, match=r"unknown activation 'sigmod'.*did you mean 'sigmoid'"):
+    with pytest.raises(
+        bp.UnknownNameError, match=r"unknown activation 'sigmod'.*did you mean 'sigmoid'"
+    ):
         bp.MLP([2, 3, 1], hidden="sigmod")

@@ -37,7 +37,10 @@ def test_backend_is_a_value():
 
 
 def test_unknown_backend_lists_the_known_ones():
-    with pytest.raises(backends.UnknownBackendError, match=r"unknown backend 'numpi'.*'numpy'.*did you mean 'numpy'"):
+    with pytest.raises(
+        backends.UnknownBackendError,
+        match=r"unknown backend 'numpi'.*'numpy'.*did you mean 'numpy'",
+    ):
         backends.get_backend("numpi")
 
 
@@ -48,7 +51,9 @@ def test_bad_device_string(device):
 
 
 def test_device_the_backend_lacks():
-    with pytest.raises(backends.UnknownBackendError, match="numpy.*has no device gpu:3.*runs on: cpu"):
+    with pytest.raises(
+        backends.UnknownBackendError, match="numpy.*has no device gpu:3.*runs on: cpu"
+    ):
         backends.get_backend("numpy", device="gpu:3")
 
 

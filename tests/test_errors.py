@@ -18,10 +18,17 @@ def model():
     [
         ({"loss": "hinge"}, bp.UnknownNameError, r"unknown loss 'hinge': expected one of \["),
         ({"output": "softmx"}, bp.UnknownNameError, "did you mean 'softmax'"),
-        ({"output": "identity", "loss": "cross_entropy"}, ValueError,
-         r"loss 'cross_entropy' needs output activation in \['softmax'\], received output='identity'"),
-        ({"output": "softmax", "loss": "binary_cross_entropy"}, ValueError,
-         r"needs output activation in \['sigmoid'\]"),
+        (
+            {"output": "identity", "loss": "cross_entropy"},
+            ValueError,
+            r"loss 'cross_entropy' needs output activation in \['softmax'\], "
+            r"received output='identity'",
+        ),
+        (
+            {"output": "softmax", "loss": "binary_cross_entropy"},
+            ValueError,
+            r"needs output activation in \['sigmoid'\]",
+        ),
         ({"hidden": ["tanh"]}, ValueError, "hidden has 1 activations but sizes .* has 2 hidden"),
         ({"alpha": -1.0}, ValueError, "alpha must be a real number >= 0, received -1.0"),
     ],
@@ -40,9 +47,13 @@ def test_bad_sizes(sizes):
 def test_shape_errors_are_static_and_clear(backend, model):
     params = model.init(seed=0, backend=backend)
     x_ok, y_ok = backend.asarray(np.zeros((5, 3))), backend.asarray(np.zeros((5, 2)))
-    with pytest.raises(ValueError, match=r"X must have shape \(N, 3\) \(n_in = 3\), received \(5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"X must have shape \(N, 3\) \(n_in = 3\), received \(5, 4\)"
+    ):
         model.loss_and_grad(params, backend.asarray(np.zeros((5, 4))), y_ok)
-    with pytest.raises(ValueError, match=r"Y must have shape \(N, 2\) \(n_out = 2\), received \(5, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"Y must have shape \(N, 2\) \(n_out = 2\), received \(5, 3\)"
+    ):
         model.loss_and_grad(params, x_ok, backend.asarray(np.zeros((5, 3))))
     with pytest.raises(ValueError, match="X has 5 rows but Y has 4"):
         model.loss_and_grad(params, x_ok, backend.asarray(np.zeros((4, 2))))
@@ -66,11 +77,21 @@ def test_params_of_the_wrong_model(backend, model):
 @pytest.mark.parametrize(
     ("X", "Y", "match"),
     [
-        (np.array([[1.0, np.nan, 0.0]] * 4), np.ones((4, 2)),
-         r"X contains 4 NaN or infinite value\(s\), first in row 0"),
-        (np.ones((4, 3)), np.array([[0.0, 1.0]] * 3 + [[np.inf, 0.0]]),
-         r"Y contains 1 NaN or infinite value\(s\), first in row 3"),
-        (np.array([["a", "b", "c"]] * 4), np.ones((4, 2)), "X must be numeric .* received dtype <U1"),
+        (
+            np.array([[1.0, np.nan, 0.0]] * 4),
+            np.ones((4, 2)),
+            r"X contains 4 NaN or infinite value\(s\), first in row 0",
+        ),
+        (
+            np.ones((4, 3)),
+            np.array([[0.0, 1.0]] * 3 + [[np.inf, 0.0]]),
+            r"Y contains 1 NaN or infinite value\(s\), first in row 3",
+        ),
+        (
+            np.array([["a", "b", "c"]] * 4),
+            np.ones((4, 2)),
+            "X must be numeric .* received dtype <U1",
+        ),
         (np.ones((4, 3)), np.ones((5, 2)), "X has 4 rows but Y has 5"),
         (np.ones((4, 2)), np.ones((4, 2)), "X has 2 columns but the model expects 3"),
         (np.ones(4), np.ones((4, 2)), r"X must be 2-D \(N, features\), received shape \(4,\)"),

@@ -69,8 +69,13 @@ def test_network_gradient_matches_autodiff(backend, hidden, output, loss):
 
 def test_mixed_hidden_activations_and_l2(backend):
     """One activation per hidden layer, and the L2 penalty alpha/(2N) * sum(W**2)."""
-    model = bp.MLP([4, 6, 5, 3, 3], hidden=["gelu", "elu", "sigmoid"], output="softmax",
-                   loss="cross_entropy", alpha=0.5)
+    model = bp.MLP(
+        [4, 6, 5, 3, 3],
+        hidden=["gelu", "elu", "sigmoid"],
+        output="softmax",
+        loss="cross_entropy",
+        alpha=0.5,
+    )
     params = model.init(seed=1, backend=backend, dtype="float64")
     rng = np.random.default_rng(5)
     X, Y = rng.normal(size=(7, 4)), bp.one_hot(rng.integers(0, 3, 7), 3)
@@ -78,8 +83,9 @@ def test_mixed_hidden_activations_and_l2(backend):
     result = bp.gradcheck(model.loss_and_grad, params, *args, loss=backend.compile(model.loss))
     assert result.ok, str(result)
     host = [{k: backend.to_numpy(v) for k, v in p.items()} for p in params]
-    ref_value, _ = network_grads(host, X, Y, ["gelu", "elu", "sigmoid"], "softmax",
-                                 "cross_entropy", 0.5)
+    ref_value, _ = network_grads(
+        host, X, Y, ["gelu", "elu", "sigmoid"], "softmax", "cross_entropy", 0.5
+    )
     assert_close(backend, model.loss(params, *args), ref_value, rtol=1e-12)
 
 
@@ -105,23 +111,32 @@ def test_gradcheck_refuses_float32(backend):
         bp.gradcheck(model.loss_and_grad, params, backend.asarray(X), backend.asarray(Y))
 
 
-@pytest.mark.parametrize(("output", "loss"), [("sigmoid", "binary_cross_entropy"),
-                                              ("softmax", "cross_entropy")])
+@pytest.mark.parametrize(
+    ("output", "loss"), [("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy")]
+)
 def test_fused_delta_equals_chain_rule(backend, output, loss):
     """(a - y)/N is exactly f'(z) * dJ/da for the fused pairs: the derivative cancels."""
     xp = backend.xp
     act, lossf = bp.get_activation(output), bp.get_loss(loss)
     rng = np.random.default_rng(0)
     z = backend.asarray(rng.normal(size=(4, 3)), "float64")
-    y_host = bp.one_hot(rng.integers(0, 3, 4), 3) if loss == "cross_entropy" else rng.integers(
-        0, 2, (4, 3)).astype(float)
+    y_host = (
+        bp.one_hot(rng.integers(0, 3, 4), 3)
+        if loss == "cross_entropy"
+        else rng.integers(0, 2, (4, 3)).astype(float)
+    )
     y = backend.asarray(y_host, "float64")
     a = act.forward(xp, z)
     chain = act.vjp(xp, z, a, lossf.grad(xp, a, y))
-    assert_close(backend, lossf.fused_delta(xp, a, y), backend.to_numpy(chain), rtol=1e-12,
-                 atol=1e-15)
-    assert_close(backend, lossf.value_from_logits(xp, z, y),
-                 backend.to_numpy(lossf.value(xp, a, y)), rtol=1e-12)
+    assert_close(
+        backend, lossf.fused_delta(xp, a, y), backend.to_numpy(chain), rtol=1e-12, atol=1e-15
+    )
+    assert_close(
+        backend,
+        lossf.value_from_logits(xp, z, y),
+        backend.to_numpy(lossf.value(xp, a, y)),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("loss", ["binary_cross_entropy", "cross_entropy"])

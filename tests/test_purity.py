@@ -44,7 +44,7 @@ def test_read_only_numpy_inputs_are_accepted():
     for leaf in bp.tree_leaves([params, state, X, Y]):
         leaf.flags.writeable = False
     step = bp.make_step(model, opt, be)
-    new_params, new_state, loss = step(params, state, X, Y)
+    new_params, _new_state, loss = step(params, state, X, Y)
     assert np.isfinite(float(loss))
     model.predict(new_params, X)
     bp.gradcheck(model.loss_and_grad, params, X, Y)

@@ -18,8 +18,17 @@ TARGET_LOSS = 0.1  # mean cross-entropy over the last epoch; chance level is log
 def _run(backend, dtype):
     X, Y = datasets.make_spirals(100, seed=0)
     model = bp.MLP([2, 32, 32, 2], hidden="relu", output="softmax", loss="cross_entropy")
-    result = bp.train(model, bp.SGD(lr=0.1, momentum=0.9), X, Y, backend=backend, dtype=dtype,
-                      epochs=EPOCHS, batch_size=BATCH, seed=0)
+    result = bp.train(
+        model,
+        bp.SGD(lr=0.1, momentum=0.9),
+        X,
+        Y,
+        backend=backend,
+        dtype=dtype,
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=0,
+    )
     return model, result, X, Y
 
 
@@ -72,12 +81,15 @@ def test_step_is_compiled_on_jax():
     assert np.isfinite(float(loss))
 
 
-@pytest.mark.parametrize(("output", "loss"), [("identity", "mse"), ("sigmoid", "binary_cross_entropy")])
+@pytest.mark.parametrize(
+    ("output", "loss"), [("identity", "mse"), ("sigmoid", "binary_cross_entropy")]
+)
 def test_xor_learns(output, loss):
     """The textbook 2-2-1 network (sigmoid hidden) on XOR, full batch."""
     X, Y = datasets.make_xor()
     model = bp.MLP([2, 4, 1], hidden="tanh", output=output, loss=loss)
-    result = bp.train(model, bp.SGD(lr=0.5, momentum=0.9), X, Y, dtype="float64", epochs=300,
-                      batch_size=4, seed=1)
+    result = bp.train(
+        model, bp.SGD(lr=0.5, momentum=0.9), X, Y, dtype="float64", epochs=300, batch_size=4, seed=1
+    )
     predicted = model.predict(result.params, X.astype(np.float64))
     np.testing.assert_array_equal(predicted > 0.5, Y > 0.5)

@@ -52,7 +52,11 @@ def get_optimizer(name: str, **hyperparameters: Any) -> Optimizer:
 def check_positive(owner: str, **values: float) -> None:
     """Raise a clear error unless every value is a finite real > 0."""
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < float("inf")
+        ):
             raise ValueError(f"{owner}: {key} must be a finite number > 0, received {value!r}")
 
 
