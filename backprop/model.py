@@ -192,6 +192,14 @@ class MLP:
 
     def _check_x(self, X: Any, params: Params) -> None:
         _check_float_matrix("X", X, self.sizes[0], "n_in")
+        try:
+            array_namespace(X, params[0]["W"])
+        except TypeError:
+            raise TypeError(
+                f"X is a {type(X).__module__}.{type(X).__name__} but the parameters are "
+                f"{type(params[0]['W']).__module__}.{type(params[0]['W']).__name__}; move X to "
+                "the parameters' backend with backend.asarray(X)"
+            ) from None
         dtype = params[0]["W"].dtype
         if X.dtype != dtype:
             raise TypeError(

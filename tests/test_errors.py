@@ -61,6 +61,14 @@ def test_shape_errors_are_static_and_clear(backend, model):
         model.loss_and_grad(params, backend.asarray(np.zeros((5, 3)), "float64"), y_ok)
 
 
+def test_input_from_another_backend_is_refused(backend, model):
+    if backend.name == "numpy":
+        pytest.skip("the other side of this check is numpy itself")
+    params = model.init(seed=0, backend=backend)
+    with pytest.raises(TypeError, match="X is a numpy.ndarray but the parameters are .*backend"):
+        model.predict(params, np.zeros((2, 3), dtype=np.float32))
+
+
 def test_integer_input_is_refused(backend, model):
     params = model.init(seed=0, backend=backend)
     x_int = backend.xp.zeros((5, 3), dtype=backend.xp.int32, device=backend.device)
