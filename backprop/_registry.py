@@ -38,6 +38,21 @@ class Registry(Generic[T]):
 
         return add
 
+    def register_instance(self, name: str) -> Callable[[type], type]:
+        """Class decorator: register ``cls()`` under ``name`` (and set its ``name``)."""
+
+        def add(cls: type) -> type:
+            instance = cls()
+            instance.name = name
+            self.register(name)(instance)
+            return cls
+
+        return add
+
+    def resolve(self, item: str | T, base: type) -> T:
+        """``item`` itself when it is a ``base`` instance, else the entry registered as ``item``."""
+        return item if isinstance(item, base) else self.get(item)
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -25,21 +25,12 @@ __all__ = ["ACTIVATIONS", "Activation", "get_activation", "register"]
 ACTIVATIONS: Registry[Activation] = Registry("activation")
 
 
-def register(name: str):
-    """Class decorator: instantiate and register an `Activation` under ``name``."""
-
-    def add(cls: type[Activation]) -> type[Activation]:
-        instance = cls()
-        instance.name = name
-        ACTIVATIONS.register(name)(instance)
-        return cls
-
-    return add
+register = ACTIVATIONS.register_instance  # class decorator: @register("name")
 
 
 def get_activation(name: str | Activation) -> Activation:
     """The registered activation called ``name`` (an `Activation` passes through)."""
-    return name if isinstance(name, Activation) else ACTIVATIONS.get(name)
+    return ACTIVATIONS.resolve(name, Activation)
 
 
 class Activation:

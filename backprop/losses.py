@@ -28,21 +28,12 @@ __all__ = ["LOSSES", "Loss", "get_loss", "register"]
 LOSSES: Registry[Loss] = Registry("loss")
 
 
-def register(name: str):
-    """Class decorator: instantiate and register a `Loss` under ``name``."""
-
-    def add(cls: type[Loss]) -> type[Loss]:
-        instance = cls()
-        instance.name = name
-        LOSSES.register(name)(instance)
-        return cls
-
-    return add
+register = LOSSES.register_instance  # class decorator: @register("name")
 
 
 def get_loss(name: str | Loss) -> Loss:
     """The registered loss called ``name`` (a `Loss` passes through)."""
-    return name if isinstance(name, Loss) else LOSSES.get(name)
+    return LOSSES.resolve(name, Loss)
 
 
 class Loss:
