@@ -14,7 +14,7 @@ from .gradcheck import GradcheckResult, gradcheck
 from .layers import Dense
 from .losses import LOSSES, Loss, get_loss
 from .model import MLP
-from .optimizers import OPTIMIZERS, SGD, Optimizer, get_optimizer
+from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
 from .training import TrainResult, make_step, train
 from .tree import tree_leaves, tree_map
 
@@ -25,11 +25,14 @@ __all__ = [
     "OPTIMIZERS",
     "SGD",
     "Activation",
+    "Adam",
+    "AdamW",
     "DataError",
     "Dense",
     "GradcheckResult",
     "Loss",
     "Optimizer",
+    "RMSProp",
     "TrainResult",
     "UnknownNameError",
     "activations",

@@ -21,6 +21,7 @@ class SGD(Optimizer):
     With momentum m: v <- m*v - lr*g; w <- w + v.
     With Nesterov:   v <- m*v - lr*g; w <- w + m*v - lr*g.
     State: ``{}`` without momentum, ``{"velocity": tree like params}`` with it.
+    ``clip_norm`` (keyword): clip the gradients to this global norm first (see `Optimizer`).
     """
 
     lr: float = 0.01
@@ -28,6 +29,7 @@ class SGD(Optimizer):
     nesterov: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive("SGD", lr=self.lr)
         check_fraction("SGD", momentum=self.momentum)
         if self.nesterov and not self.momentum:
@@ -38,7 +40,7 @@ class SGD(Optimizer):
             return {}
         return {"velocity": tree_map(lambda p: array_namespace(p).zeros_like(p), params)}
 
-    def update(self, params: Any, grads: Any, state: dict[str, Any]) -> tuple[Any, dict]:
+    def _update(self, params: Any, grads: Any, state: dict[str, Any]) -> tuple[Any, dict]:
         lr, m = float(self.lr), float(self.momentum)
         if not m:
             return tree_map(lambda p, g: p - lr * g, params, grads), state
