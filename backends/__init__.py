@@ -14,7 +14,7 @@ from ._base import (
     Library,
     UnknownBackendError,
 )
-from ._registry import available_backends, get_backend, known_backends, register_library
+from ._registry import as_backend, available_backends, get_backend, known_backends, register_library
 
 __all__ = [
     "Availability",
@@ -23,6 +23,7 @@ __all__ = [
     "BackendUnavailableError",
     "Library",
     "UnknownBackendError",
+    "as_backend",
     "available_backends",
     "get_backend",
     "known_backends",

@@ -19,7 +19,7 @@ from ._numpy import NumpyLibrary
 from ._strict import StrictLibrary
 from ._torch import TorchLibrary
 
-__all__ = ["available_backends", "get_backend", "known_backends", "register_library"]
+__all__ = ["as_backend", "available_backends", "get_backend", "known_backends", "register_library"]
 
 _LIBRARIES: dict[str, Library] = {}
 
@@ -108,3 +108,8 @@ def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
     library = _LIBRARIES[name]
     device_obj, device_name = library.resolve_device(kind, index)
     return Backend(name, library.namespace(), device_obj, device_name, library)
+
+
+def as_backend(backend: str | Backend) -> Backend:
+    """A `Backend` passes through; a name goes to `get_backend` (default device)."""
+    return backend if isinstance(backend, Backend) else get_backend(backend)

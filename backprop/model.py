@@ -19,6 +19,8 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+import backends
+
 from . import _host
 from .activations import ACTIVATIONS, get_activation
 from .layers import Dense
@@ -27,12 +29,6 @@ from .losses import get_loss
 __all__ = ["MLP"]
 
 Params = list[dict[str, Any]]
-
-
-def _resolve_backend(backend: Any):
-    import backends
-
-    return backends.get_backend(backend) if isinstance(backend, str) else backend
 
 
 class MLP:
@@ -109,15 +105,16 @@ class MLP:
         Returns a list with one ``{"W": (n_in, n_out), "b": (n_out,)}`` dict per layer. The same
         seed gives the same numbers on every backend (drawn in float64, then cast).
         """
-        be = _resolve_backend(backend)
+        be = backends.as_backend(backend)
         host = _host.glorot_uniform(self.sizes, seed)
         return [{k: be.asarray(v, dtype) for k, v in layer.items()} for layer in host]
 
     # -- forward / backward ----------------------------------------------------------------------
     def forward(self, params: Params, X: Any) -> tuple[Any, Any, list]:
         """Run every layer; return ``(z_out, a_out, caches)`` (caches feed the backward pass)."""
-        xp = array_namespace(X)
-        self._check_params(params)
+        return self._forward(self._check_x(X, params), params, X)
+
+    def _forward(self, xp: Any, params: Params, X: Any) -> tuple[Any, Any, list]:
         caches = []
         x = X
         z = None
@@ -128,14 +125,12 @@ class MLP:
 
     def predict(self, params: Params, X: Any) -> Any:
         """Output activations for inputs X (N, n_in) -> (N, n_out)."""
-        self._check_x(X, params)
         return self.forward(params, X)[1]
 
     def loss(self, params: Params, X: Any, Y: Any) -> Any:
         """The loss J (0-d array), including the L2 penalty."""
-        self._check_xy(X, Y, params)
-        xp = array_namespace(X)
-        z, a, _ = self.forward(params, X)
+        xp = self._check_xy(X, Y, params)
+        z, a, _ = self._forward(xp, params, X)
         return self._loss_value(xp, params, z, a, Y)
 
     def loss_and_grad(self, params: Params, X: Any, Y: Any) -> tuple[Any, Params]:
@@ -143,9 +138,8 @@ class MLP:
 
         X: (N, n_in), Y: (N, n_out), both of the parameters' float dtype.
         """
-        self._check_xy(X, Y, params)
-        xp = array_namespace(X)
-        z, a, caches = self.forward(params, X)
+        xp = self._check_xy(X, Y, params)
+        z, a, caches = self._forward(xp, params, X)
         loss = self._loss_value(xp, params, z, a, Y)
         l2 = self.alpha / X.shape[0]
         last = self.layers[-1]
@@ -190,35 +184,41 @@ class MLP:
                     f"this model expects W {(layer.n_in, layer.n_out)} and b {(layer.n_out,)}"
                 )
 
-    def _check_x(self, X: Any, params: Params) -> None:
-        _check_float_matrix("X", X, self.sizes[0], "n_in")
+    def _check_x(self, X: Any, params: Params) -> Any:
+        """Check params and X; return the shared array namespace."""
+        self._check_params(params)
+        _check_shape("X", X, self.sizes[0], "n_in")
         try:
-            array_namespace(X, params[0]["W"])
+            xp = array_namespace(X, params[0]["W"])
         except TypeError:
             raise TypeError(
                 f"X is a {type(X).__module__}.{type(X).__name__} but the parameters are "
                 f"{type(params[0]['W']).__module__}.{type(params[0]['W']).__name__}; move X to "
                 "the parameters' backend with backend.asarray(X)"
             ) from None
+        _check_float(xp, "X", X)
         dtype = params[0]["W"].dtype
         if X.dtype != dtype:
             raise TypeError(
                 f"X has dtype {X.dtype} but the parameters are {dtype}; convert X with "
                 f"backend.asarray(X, dtype=...) to the parameters' dtype"
             )
+        return xp
 
-    def _check_xy(self, X: Any, Y: Any, params: Params) -> None:
-        self._check_x(X, params)
-        _check_float_matrix("Y", Y, self.sizes[-1], "n_out")
+    def _check_xy(self, X: Any, Y: Any, params: Params) -> Any:
+        xp = self._check_x(X, params)
+        _check_shape("Y", Y, self.sizes[-1], "n_out")
+        _check_float(xp, "Y", Y)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; they must have the same rows"
             )
         if Y.dtype != X.dtype:
             raise TypeError(f"Y has dtype {Y.dtype} but X has {X.dtype}; they must match")
+        return xp
 
 
-def _check_float_matrix(name: str, arr: Any, width: int, what: str) -> None:
+def _check_shape(name: str, arr: Any, width: int, what: str) -> None:
     shape = getattr(arr, "shape", None)
     if shape is None:
         raise TypeError(f"{name} must be an array, received {type(arr).__name__}")
@@ -226,7 +226,9 @@ def _check_float_matrix(name: str, arr: Any, width: int, what: str) -> None:
         raise ValueError(
             f"{name} must have shape (N, {width}) ({what} = {width}), received {tuple(shape)}"
         )
-    xp = array_namespace(arr)
+
+
+def _check_float(xp: Any, name: str, arr: Any) -> None:
     if not xp.isdtype(arr.dtype, "real floating"):
         raise TypeError(
             f"{name} must have a real floating dtype (float32 or float64), received {arr.dtype}"

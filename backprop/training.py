@@ -34,10 +34,7 @@ def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable
         params, state = optimizer.update(params, grads, state)
         return params, state, loss
 
-    if backend is None:
-        return step
-    be = backends.get_backend(backend) if isinstance(backend, str) else backend
-    return be.compile(step)
+    return step if backend is None else backends.as_backend(backend).compile(step)
 
 
 @dataclasses.dataclass
@@ -67,7 +64,7 @@ def train(
     The weights (when ``params`` is None) and the batch order both come from ``seed`` on the
     host, so every backend sees the same numbers. Losses are read back once per epoch.
     """
-    be = backends.get_backend(backend) if isinstance(backend, str) else backend
+    be = backends.as_backend(backend)
     if (
         not isinstance(epochs, int)
         or epochs < 1
