@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["glorot_uniform", "np_rng"]
+__all__ = ["dropout_masks", "glorot_uniform", "np_rng"]
 
 
 def np_rng(seed: int) -> np.random.Generator:
@@ -32,3 +32,19 @@ def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray
         w = rng.uniform(-limit, limit, size=(n_in, n_out))
         layers.append({"W": w, "b": np.zeros(n_out)})
     return layers
+
+
+def dropout_masks(
+    rng: np.random.Generator, n_rows: int, units: Sequence[int], rates: Sequence[float]
+) -> list[np.ndarray | None]:
+    """Inverted-dropout masks for one batch: per hidden layer, (n_rows, units) float64 with
+    0 where a unit is dropped (probability ``rate``) and 1/(1-rate) where kept, so the expected
+    output is unchanged; None for a layer with rate 0 (no draw, no product)."""
+    masks: list[np.ndarray | None] = []
+    for n, rate in zip(units, rates, strict=True):
+        if rate:
+            keep = rng.random((n_rows, n)) >= rate
+            masks.append(keep * (1.0 / (1.0 - rate)))
+        else:
+            masks.append(None)
+    return masks

@@ -39,6 +39,9 @@ class Activation:
     name: str = ""
     hidden: bool = True  # usable in hidden layers (softmax is output-only)
     needs_input: bool = False  # derivative needs z, not only a (then the layer keeps z)
+    # Largest value of f' (sigmoid 1/4, tanh 1) for squashing activations whose f' vanishes at
+    # both ends; None for the rest. A unit counts as saturated where f'(a) < SATURATION * peak.
+    peak_derivative: float | None = None
 
     def forward(self, xp: Any, z: Any) -> Any:
         raise NotImplementedError
@@ -51,8 +54,19 @@ class Activation:
         """delta = dJ/dz = g * f'(z), for g = dJ/da."""
         return g * self.derivative(xp, z, a)
 
+    def saturated(self, xp: Any, z: Any, a: Any) -> Any:
+        """Boolean (N, units): where f'(z) < SATURATION * peak_derivative, i.e. where the unit
+        passes back less than a tenth of its best-case error signal. Squashing activations only
+        (``peak_derivative`` set); the vanishing-gradient diagnostic reads it."""
+        if self.peak_derivative is None:
+            raise TypeError(f"activation {self.name!r} does not saturate")
+        return self.derivative(xp, z, a) < SATURATION * self.peak_derivative
+
     def __repr__(self) -> str:
         return f"<activation {self.name}>"
+
+
+SATURATION = 0.1  # f' below 10% of its peak: sigmoid outside (0.026, 0.974), |tanh| > 0.949
 
 
 def _step(xp: Any, a: Any) -> Any:
@@ -82,6 +96,8 @@ class Sigmoid(Activation):
     exponential overflows.
     """
 
+    peak_derivative = 0.25  # at a = 1/2
+
     def forward(self, xp, z):
         e = xp.exp(-xp.abs(z))
         return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -93,6 +109,8 @@ class Sigmoid(Activation):
 @register("tanh")
 class Tanh(Activation):
     """a = tanh(z); f' = 1 - a**2, from the output."""
+
+    peak_derivative = 1.0  # at a = 0
 
     def forward(self, xp, z):
         return xp.tanh(z)

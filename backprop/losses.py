@@ -7,6 +7,11 @@ Definitions (the same as scikit-learn's MLP; N = rows of the batch, K = output u
   dJ/da = (a - y) / (a*(1-a)) / N.
 - ``cross_entropy`` (softmax outputs): J = -(1/N) * sum(y*log(a)); dJ/da = -y / a / N.
 
+Sample weights: every method takes an optional ``w`` of shape (N, 1) that multiplies each row's
+terms (J = (1/N) * sum_i w_i * l_i, and the same factor in dJ/da and the fused delta). The fit
+loop rescales weights to mean 1 over the training set, so all-ones weights give the unweighted
+loss; ``w=None`` skips the product altogether.
+
 For sigmoid + binary cross-entropy and softmax + cross-entropy the output activation's
 derivative cancels against dJ/da, and the error signal at the output is simply
 ``delta = dJ/dz = (a - y) / N``. The model uses this fused form (`Loss.fused_delta`) and
@@ -47,21 +52,21 @@ class Loss:
     outputs: tuple[str, ...] | None = None
     fused_output: str | None = None
 
-    def value(self, xp: Any, a: Any, y: Any) -> Any:
-        """J(a, y) from the output activations."""
+    def value(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
+        """J(a, y) from the output activations; ``w``: optional (N, 1) sample weights."""
         raise NotImplementedError
 
-    def grad(self, xp: Any, a: Any, y: Any) -> Any:
+    def grad(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
         """dJ/da, shape (N, K)."""
         raise NotImplementedError
 
-    def value_from_logits(self, xp: Any, z: Any, y: Any) -> Any:
+    def value_from_logits(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
         """J from the pre-activation z of the fused output (stable); fused losses only."""
         raise NotImplementedError
 
-    def fused_delta(self, xp: Any, a: Any, y: Any) -> Any:
-        """dJ/dz = (a - y) / N for the fused output activation."""
-        return (a - y) * (1.0 / a.shape[0])
+    def fused_delta(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
+        """dJ/dz = w * (a - y) / N for the fused output activation."""
+        return _weighted(a - y, w) * (1.0 / a.shape[0])
 
     def __repr__(self) -> str:
         return f"<loss {self.name}>"
@@ -71,12 +76,12 @@ class Loss:
 class MeanSquaredError(Loss):
     """J = 0.5 * mean((a - y)**2); dJ/da = (a - y) / (N*K). Pairs with an identity output."""
 
-    def value(self, xp, a, y):
+    def value(self, xp, a, y, w=None):
         d = a - y
-        return 0.5 * xp.mean(d * d)
+        return 0.5 * xp.mean(_weighted(d * d, w))
 
-    def grad(self, xp, a, y):
-        return (a - y) * (1.0 / (a.shape[0] * a.shape[1]))
+    def grad(self, xp, a, y, w=None):
+        return _weighted(a - y, w) * (1.0 / (a.shape[0] * a.shape[1]))
 
 
 @register("binary_cross_entropy")
@@ -89,15 +94,15 @@ class BinaryCrossEntropy(Loss):
     outputs = ("sigmoid",)
     fused_output = "sigmoid"
 
-    def value(self, xp, a, y):
+    def value(self, xp, a, y, w=None):
         terms = y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)
-        return -xp.sum(terms) * (1.0 / a.shape[0])
+        return -xp.sum(_weighted(terms, w)) * (1.0 / a.shape[0])
 
-    def grad(self, xp, a, y):
-        return (a - y) / (a * (1.0 - a)) * (1.0 / a.shape[0])
+    def grad(self, xp, a, y, w=None):
+        return _weighted((a - y) / (a * (1.0 - a)), w) * (1.0 / a.shape[0])
 
-    def value_from_logits(self, xp, z, y):
-        return xp.sum(softplus(xp, z) - y * z) * (1.0 / z.shape[0])
+    def value_from_logits(self, xp, z, y, w=None):
+        return xp.sum(_weighted(softplus(xp, z) - y * z, w)) * (1.0 / z.shape[0])
 
 
 @register("cross_entropy")
@@ -110,11 +115,16 @@ class CrossEntropy(Loss):
     outputs = ("softmax",)
     fused_output = "softmax"
 
-    def value(self, xp, a, y):
-        return -xp.sum(y * xp.log(a)) * (1.0 / a.shape[0])
+    def value(self, xp, a, y, w=None):
+        return -xp.sum(_weighted(y * xp.log(a), w)) * (1.0 / a.shape[0])
 
-    def grad(self, xp, a, y):
-        return -y / a * (1.0 / a.shape[0])
+    def grad(self, xp, a, y, w=None):
+        return _weighted(-y / a, w) * (1.0 / a.shape[0])
 
-    def value_from_logits(self, xp, z, y):
-        return -xp.sum(y * log_softmax(xp, z)) * (1.0 / z.shape[0])
+    def value_from_logits(self, xp, z, y, w=None):
+        return -xp.sum(_weighted(y * log_softmax(xp, z), w)) * (1.0 / z.shape[0])
+
+
+def _weighted(terms: Any, w: Any) -> Any:
+    """``terms * w`` with (N, 1) weights broadcast over the K columns; unchanged when w is None."""
+    return terms if w is None else terms * w

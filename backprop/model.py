@@ -47,6 +47,11 @@ class MLP:
         output="softmax").
     alpha : float
         L2 penalty: J += alpha/(2N) * sum(W**2) over weights, not biases.
+    dropout : float or sequence of float
+        Dropout rate of each hidden layer's output during training (one rate for every hidden
+        layer, or one per hidden layer), in [0, 1). Inverted dropout: the training step multiplies
+        a hidden output by a mask of 0 and 1/(1-rate) drawn on the host (`dropout_masks`), so the
+        same seed drops the same units on every backend and prediction needs no rescaling.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class MLP:
         output: str = "identity",
         loss: str = "mse",
         alpha: float = 0.0,
+        dropout: float | Sequence[float] = 0.0,
     ) -> None:
         self.sizes = _check_sizes(sizes)
         n_hidden = len(self.sizes) - 2
@@ -90,13 +96,32 @@ class MLP:
             for n_in, n_out, act in zip(self.sizes[:-1], self.sizes[1:], [*acts, out], strict=True)
         ]
         self.fused = self.loss_function.fused_output == out.name
+        self.dropout = _check_dropout(dropout, n_hidden)
 
     def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.spec().items())
+        return f"MLP({args})"
+
+    def spec(self) -> dict[str, Any]:
+        """The constructor arguments as plain JSON values; ``MLP(**model.spec())`` rebuilds it."""
         acts = [layer.activation.name for layer in self.layers]
-        return (
-            f"MLP(sizes={self.sizes}, hidden={acts[:-1]}, output={acts[-1]!r}, "
-            f"loss={self.loss_function.name!r}, alpha={self.alpha})"
-        )
+        return {
+            "sizes": list(self.sizes),
+            "hidden": acts[:-1],
+            "output": acts[-1],
+            "loss": self.loss_function.name,
+            "alpha": self.alpha,
+            "dropout": list(self.dropout),
+        }
+
+    @property
+    def task(self) -> str:
+        """Either "classification" (cross-entropy losses or sigmoid/softmax outputs) or
+        "regression"; it picks the default metric (accuracy or R^2)."""
+        output = self.layers[-1].activation.name
+        if self.loss_function.fused_output is not None or output in ("sigmoid", "softmax"):
+            return "classification"
+        return "regression"
 
     # -- parameters ------------------------------------------------------------------------------
     def init(self, seed: int = 0, backend: Any = "numpy", dtype: str = "float32") -> Params:
@@ -114,13 +139,18 @@ class MLP:
         """Run every layer; return ``(z_out, a_out, caches)`` (caches feed the backward pass)."""
         return self._forward(self._check_x(X, params), params, X)
 
-    def _forward(self, xp: Any, params: Params, X: Any) -> tuple[Any, Any, list]:
+    def _forward(
+        self, xp: Any, params: Params, X: Any, masks: Sequence[Any] | None = None
+    ) -> tuple[Any, Any, list]:
+        """``masks[l]`` (N, units of hidden layer l) or None multiplies hidden output l."""
         caches = []
         x = X
         z = None
-        for layer, p in zip(self.layers, params, strict=True):
+        for i, (layer, p) in enumerate(zip(self.layers, params, strict=True)):
             z, x, cache = layer.forward(xp, p, x)
             caches.append(cache)
+            if masks is not None and i < len(masks) and masks[i] is not None:
+                x = x * masks[i]  # dropout: the next layer sees the masked output
         return z, x, caches
 
     def predict(self, params: Params, X: Any) -> Any:
@@ -133,34 +163,61 @@ class MLP:
         z, a, _ = self._forward(xp, params, X)
         return self._loss_value(xp, params, z, a, Y)
 
-    def loss_and_grad(self, params: Params, X: Any, Y: Any) -> tuple[Any, Params]:
+    def loss_and_grad(
+        self,
+        params: Params,
+        X: Any,
+        Y: Any,
+        weights: Any = None,
+        masks: Sequence[Any] | None = None,
+    ) -> tuple[Any, Params]:
         """The loss J and dJ/dparams (a list of dicts like ``params``) by backpropagation.
 
-        X: (N, n_in), Y: (N, n_out), both of the parameters' float dtype.
+        X: (N, n_in), Y: (N, n_out), both of the parameters' float dtype. ``weights``: optional
+        per-row weights (N,) (J = (1/N) sum_i w_i l_i). ``masks``: optional dropout masks, one
+        (N, units) array or None per hidden layer (see `dropout_masks`).
         """
+        loss, grads, _ = self.backprop(params, X, Y, weights, masks)
+        return loss, grads
+
+    def backprop(
+        self,
+        params: Params,
+        X: Any,
+        Y: Any,
+        weights: Any = None,
+        masks: Sequence[Any] | None = None,
+    ) -> tuple[Any, Params, list]:
+        """`loss_and_grad` that also returns what the gradient-flow diagnostics read:
+        ``(loss, grads, (deltas, caches))`` with ``deltas[l] = dJ/dz_l`` (N, units of layer l),
+        first layer first, and the forward caches (`DenseCache`: input x, output a)."""
         xp = self._check_xy(X, Y, params)
-        z, a, caches = self._forward(xp, params, X)
-        loss = self._loss_value(xp, params, z, a, Y)
+        w = None if weights is None else xp.reshape(weights, (-1, 1))
+        z, a, caches = self._forward(xp, params, X, masks)
+        loss = self._loss_value(xp, params, z, a, Y, w)
         l2 = self.alpha / X.shape[0]
-        last = self.layers[-1]
         if self.fused:  # sigmoid+BCE, softmax+CE: f' cancels, delta = (a - y)/N
-            delta = self.loss_function.fused_delta(xp, a, Y)
+            delta = self.loss_function.fused_delta(xp, a, Y, w)
         else:  # delta = dJ/da * f'(z) through the output activation
-            delta = last.delta(xp, caches[-1], self.loss_function.grad(xp, a, Y))
+            delta = self.layers[-1].delta(xp, caches[-1], self.loss_function.grad(xp, a, Y, w))
         grads: Params = [None] * len(self.layers)  # type: ignore[list-item]
+        deltas: list = [None] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
+            deltas[i] = delta
             grads[i], grad_x = self.layers[i].backward(
                 xp, params[i], caches[i], delta, l2=l2, input_grad=i > 0
             )
             if i > 0:  # delta_{i-1} = (delta_i @ W_i.T) * f'(a_{i-1})
+                if masks is not None and masks[i - 1] is not None:
+                    grad_x = grad_x * masks[i - 1]  # dropped units pass no error back
                 delta = self.layers[i - 1].delta(xp, caches[i - 1], grad_x)
-        return loss, grads
+        return loss, grads, (deltas, caches)
 
-    def _loss_value(self, xp: Any, params: Params, z: Any, a: Any, Y: Any) -> Any:
+    def _loss_value(self, xp: Any, params: Params, z: Any, a: Any, Y: Any, w: Any = None) -> Any:
         if self.fused:
-            loss = self.loss_function.value_from_logits(xp, z, Y)
+            loss = self.loss_function.value_from_logits(xp, z, Y, w)
         else:
-            loss = self.loss_function.value(xp, a, Y)
+            loss = self.loss_function.value(xp, a, Y, w)
         if self.alpha:
             squares = sum(xp.sum(p["W"] * p["W"]) for p in params)
             loss = loss + (self.alpha / (2.0 * Y.shape[0])) * squares
@@ -233,6 +290,19 @@ def _check_float(xp: Any, name: str, arr: Any) -> None:
         raise TypeError(
             f"{name} must have a real floating dtype (float32 or float64), received {arr.dtype}"
         )
+
+
+def _check_dropout(dropout: float | Sequence[float], n_hidden: int) -> list[float]:
+    rates = [dropout] * n_hidden if isinstance(dropout, numbers.Real) else list(dropout)
+    if len(rates) != n_hidden:
+        raise ValueError(
+            f"dropout has {len(rates)} rates but the model has {n_hidden} hidden layers; "
+            f"give one rate, or exactly {n_hidden}"
+        )
+    for r in rates:
+        if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 <= r < 1:
+            raise ValueError(f"dropout rates must be numbers in [0, 1), received {dropout!r}")
+    return [float(r) for r in rates]
 
 
 def _check_sizes(sizes: Sequence[int]) -> list[int]:

@@ -18,8 +18,12 @@ class Optimizer:
     """Base class. Hyperparameters are Python floats (no arrays), so updates never sync.
 
     ``init(params) -> state`` builds the state (velocities, moments, ...) as arrays shaped like
-    ``params``; ``update(params, grads, state) -> (params, state)`` returns new trees and never
-    modifies its inputs, so it can run under ``jax.jit``.
+    ``params``; ``update(params, grads, state, lr=None) -> (params, state)`` returns new trees and
+    never modifies its inputs, so it can run under ``jax.jit``.
+
+    ``lr`` overrides the optimizer's own ``lr`` for this step: a learning-rate schedule passes the
+    step's rate here (a Python float, or a 0-d array traced by ``jax.jit`` so a changing rate
+    does not recompile the step).
 
     Every optimizer takes the keyword ``clip_norm``: when set, ``update`` first rescales the
     gradients with `clip_by_global_norm`, then hands them to the subclass's ``_update``, which
@@ -39,14 +43,18 @@ class Optimizer:
     def init(self, params: Any) -> Any:
         raise NotImplementedError
 
-    def update(self, params: Any, grads: Any, state: Any) -> tuple[Any, Any]:
+    def update(self, params: Any, grads: Any, state: Any, lr: Any = None) -> tuple[Any, Any]:
         if self.clip_norm is not None:
             grads = clip_by_global_norm(grads, float(self.clip_norm))
-        return self._update(params, grads, state)
+        return self._update(params, grads, state, float(self.lr) if lr is None else lr)
 
-    def _update(self, params: Any, grads: Any, state: Any) -> tuple[Any, Any]:
-        """The optimizer's rule, on gradients already clipped."""
+    def _update(self, params: Any, grads: Any, state: Any, lr: Any) -> tuple[Any, Any]:
+        """The optimizer's rule with learning rate ``lr``, on gradients already clipped."""
         raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """``{"name": ..., **hyperparameters}``: JSON-ready, for configs and checkpoints."""
+        return {"name": self.name, **dataclasses.asdict(self)}
 
 
 def clip_by_global_norm(grads: Any, max_norm: float) -> Any:
@@ -83,8 +91,16 @@ def register(name: str):
     return add
 
 
-def get_optimizer(name: str, **hyperparameters: Any) -> Optimizer:
-    """Build the optimizer registered as ``name`` with the given hyperparameters."""
+def get_optimizer(name: str | Optimizer, **hyperparameters: Any) -> Optimizer:
+    """Build the optimizer registered as ``name`` with the given hyperparameters (an
+    `Optimizer` passes through unchanged); ``get_optimizer(**opt.spec())`` rebuilds ``opt``."""
+    if isinstance(name, Optimizer):
+        if hyperparameters:
+            raise TypeError(
+                f"get_optimizer received the optimizer {name!r} and hyperparameters "
+                f"{sorted(hyperparameters)}; set them on the optimizer instead"
+            )
+        return name
     cls = OPTIMIZERS.get(name)
     try:
         return cls(**hyperparameters)

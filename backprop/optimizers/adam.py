@@ -63,8 +63,7 @@ class Adam(Optimizer):
         direction = tree_map(lambda mi, vi: (mi / c1) / (xp.sqrt(vi / c2) + eps), m, v)
         return direction, {"t": t, "m": m, "v": v}
 
-    def _update(self, params: Any, grads: Any, state: dict[str, Any]) -> tuple[Any, dict]:
-        lr = float(self.lr)
+    def _update(self, params: Any, grads: Any, state: dict[str, Any], lr: Any) -> tuple[Any, dict]:
         direction, state = self._direction(grads, state)
         return tree_map(lambda p, d: p - lr * d, params, direction), state
 
@@ -87,8 +86,7 @@ class AdamW(Adam):
         super().__post_init__()
         check_nonnegative("AdamW", weight_decay=self.weight_decay)
 
-    def _update(self, params: Any, grads: Any, state: dict[str, Any]) -> tuple[Any, dict]:
-        lr = float(self.lr)
+    def _update(self, params: Any, grads: Any, state: dict[str, Any], lr: Any) -> tuple[Any, dict]:
         decay = 1.0 - lr * float(self.weight_decay)
         direction, state = self._direction(grads, state)
         return tree_map(lambda p, d: decay * p - lr * d, params, direction), state

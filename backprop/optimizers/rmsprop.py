@@ -40,8 +40,8 @@ class RMSProp(Optimizer):
     def init(self, params: Any) -> dict[str, Any]:
         return {"square_avg": tree_map(lambda p: array_namespace(p).zeros_like(p), params)}
 
-    def _update(self, params: Any, grads: Any, state: dict[str, Any]) -> tuple[Any, dict]:
-        lr, rho, eps = float(self.lr), float(self.rho), float(self.epsilon)
+    def _update(self, params: Any, grads: Any, state: dict[str, Any], lr: Any) -> tuple[Any, dict]:
+        rho, eps = float(self.rho), float(self.epsilon)
         square_avg = tree_map(
             lambda s, g: rho * s + (1.0 - rho) * (g * g), state["square_avg"], grads
         )

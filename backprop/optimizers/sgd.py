@@ -40,8 +40,8 @@ class SGD(Optimizer):
             return {}
         return {"velocity": tree_map(lambda p: array_namespace(p).zeros_like(p), params)}
 
-    def _update(self, params: Any, grads: Any, state: dict[str, Any]) -> tuple[Any, dict]:
-        lr, m = float(self.lr), float(self.momentum)
+    def _update(self, params: Any, grads: Any, state: dict[str, Any], lr: Any) -> tuple[Any, dict]:
+        m = float(self.momentum)
         if not m:
             return tree_map(lambda p, g: p - lr * g, params, grads), state
         velocity = tree_map(lambda v, g: m * v - lr * g, state["velocity"], grads)
