@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dropout_masks", "glorot_uniform", "np_rng"]
+__all__ = ["dropout_masks", "glorot_uniform", "np_rng", "take_rows"]
 
 
 def np_rng(seed: int) -> np.random.Generator:
@@ -48,3 +48,8 @@ def dropout_masks(
         else:
             masks.append(None)
     return masks
+
+
+def take_rows(values: object, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of a host array or list (e.g. sample weights after a validation split)."""
+    return np.asarray(values)[idx]

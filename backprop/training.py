@@ -1,9 +1,9 @@
-"""The pure training step and a minimal epoch loop.
+"""The pure training step, and `train`, the short form of `backprop.fit`.
 
-``step(params, state, xb, yb) -> (params, state, loss)`` is a pure function of arrays; the
-backend may compile it (``jax.jit`` on JAX). Data is validated and moved to the backend once;
-each epoch moves one host-drawn permutation (same seed, same order on every backend) and
-gathers the batches on the device.
+``step(params, state, xb, yb, lr=None, weights=None, masks=None) -> (params, state, loss)`` is a
+pure function of arrays; the backend may compile it (``jax.jit`` on JAX). ``lr`` is the step's
+learning rate (a Python float the schedule computed; traced, so a new value does not recompile);
+``weights`` (B,) the rows' sample weights; ``masks`` the dropout masks of the hidden layers.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 import backends
 
-from . import _host
 from .data import DataError, check_training_data
 from .model import MLP, Params
 from .optimizers import Optimizer
@@ -23,15 +22,23 @@ __all__ = ["DataError", "TrainResult", "check_training_data", "make_step", "trai
 
 
 def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable:
-    """The training step ``(params, state, xb, yb) -> (params, state, loss)``.
+    """The training step ``(params, state, xb, yb, lr, weights, masks) -> (params, state, loss)``.
 
     Pure: inputs are never modified. Compiled with ``backend.compile`` when a backend is given
     (``jax.jit`` on JAX, unchanged elsewhere).
     """
 
-    def step(params: Params, state: Any, xb: Any, yb: Any) -> tuple[Params, Any, Any]:
-        loss, grads = model.loss_and_grad(params, xb, yb)
-        params, state = optimizer.update(params, grads, state)
+    def step(
+        params: Params,
+        state: Any,
+        xb: Any,
+        yb: Any,
+        lr: Any = None,
+        weights: Any = None,
+        masks: Any = None,
+    ) -> tuple[Params, Any, Any]:
+        loss, grads = model.loss_and_grad(params, xb, yb, weights, masks)
+        params, state = optimizer.update(params, grads, state, lr)
         return params, state, loss
 
     return step if backend is None else backends.as_backend(backend).compile(step)
@@ -59,37 +66,26 @@ def train(
     seed: int = 0,
     params: Params | None = None,
 ) -> TrainResult:
-    """Minibatch training on host data ``X`` (N, n_in), ``Y`` (N, n_out).
+    """`backprop.fit` without validation, metrics or output: minibatch training on host data
+    ``X`` (N, n_in), ``Y`` (N, n_out), returning every step's loss.
 
     The weights (when ``params`` is None) and the batch order both come from ``seed`` on the
-    host, so every backend sees the same numbers. Losses are read back once per epoch.
+    host, so every backend sees the same numbers.
     """
-    be = backends.as_backend(backend)
-    if (
-        not isinstance(epochs, int)
-        or epochs < 1
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"epochs and batch_size must be positive ints, received {epochs!r} and {batch_size!r}"
-        )
-    x_host, y_host = check_training_data(X, Y, model.sizes[0], model.sizes[-1])
-    xs, ys = be.asarray(x_host, dtype), be.asarray(y_host, dtype)
-    if params is None:
-        params = model.init(seed=seed, backend=be, dtype=dtype)
-    state = optimizer.init(params)
-    step = make_step(model, optimizer, be)
-    rng = _host.np_rng(seed + 1)
-    xp, n = be.xp, x_host.shape[0]
-    losses: list[float] = []
-    for _ in range(epochs):
-        order = be.asarray(rng.permutation(n), "int32")
-        epoch_losses = []
-        for start in range(0, n, batch_size):
-            idx = order[start : min(start + batch_size, n)]  # in-bounds: the standard requires it
-            xb, yb = xp.take(xs, idx, axis=0), xp.take(ys, idx, axis=0)
-            params, state, loss = step(params, state, xb, yb)
-            epoch_losses.append(loss)
-        losses.extend(float(v) for v in epoch_losses)
-    return TrainResult(params=params, state=state, losses=losses)
+    from .fit import fit  # fit builds on make_step
+
+    result = fit(
+        model,
+        X,
+        Y,
+        optimizer=optimizer,
+        backend=backend,
+        dtype=dtype,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        params=params,
+        metric=None,
+        verbose=0,
+    )
+    return TrainResult(result.params, result.opt_state, result.history.step_losses)

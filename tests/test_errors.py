@@ -87,7 +87,7 @@ def test_params_of_the_wrong_model(backend, model):
     [
         (
             np.array([[1.0, np.nan, 0.0]] * 4),
-            np.ones((4, 2)),
+            np.eye(2)[[0, 1, 0, 1]],
             r"X contains 4 NaN or infinite value\(s\), first in row 0",
         ),
         (
@@ -97,12 +97,20 @@ def test_params_of_the_wrong_model(backend, model):
         ),
         (
             np.array([["a", "b", "c"]] * 4),
-            np.ones((4, 2)),
+            np.eye(2)[[0, 1, 0, 1]],
             "X must be numeric .* received dtype <U1",
         ),
-        (np.ones((4, 3)), np.ones((5, 2)), "X has 4 rows but Y has 5"),
-        (np.ones((4, 2)), np.ones((4, 2)), "X has 2 columns but the model expects 3"),
-        (np.ones(4), np.ones((4, 2)), r"X must be 2-D \(N, features\), received shape \(4,\)"),
+        (np.ones((4, 3)), np.eye(2)[[0, 1, 0, 1, 0]], "X has 4 rows but Y has 5"),
+        (
+            np.eye(2)[[0, 1, 0, 1]],
+            np.eye(2)[[0, 1, 0, 1]],
+            "X has 2 columns but the model expects 3",
+        ),
+        (
+            np.ones(4),
+            np.eye(2)[[0, 1, 0, 1]],
+            r"X must be 2-D \(N, features\), received shape \(4,\)",
+        ),
     ],
 )
 def test_bad_training_data(model, X, Y, match):
@@ -120,5 +128,5 @@ def test_bad_labels_for_one_hot():
 
 
 def test_bad_training_arguments(model):
-    with pytest.raises(ValueError, match="epochs and batch_size must be positive ints"):
+    with pytest.raises(ValueError, match="fit: batch_size must be an int >= 1, received 0"):
         bp.train(model, bp.SGD(lr=0.1), np.ones((4, 3)), np.ones((4, 2)), batch_size=0)

@@ -1,0 +1,79 @@
+"""The progress bar and the end-of-training summary (host-only: tqdm and print).
+
+The bar shows when ``verbose >= 1`` and standard error is a terminal; it counts steps over the
+whole run and shows the epoch, the latest loss read, the validation metric and samples/s. The
+summary line is printed at the end whenever ``verbose >= 1``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+__all__ = ["Progress", "summary"]
+
+
+class Progress:
+    """A tqdm bar over ``epochs * steps`` steps, or nothing (``on`` is False)."""
+
+    def __init__(self, epochs: int, steps: int, verbose: int, start_epoch: int = 0) -> None:
+        self.steps = steps
+        self.on = bool(verbose) and sys.stderr.isatty()
+        self.bar = None
+        self.epoch_index = start_epoch
+        if self.on:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=epochs * steps,
+                initial=start_epoch * steps,
+                unit="step",
+                dynamic_ncols=True,
+                leave=True,
+            )
+        self.postfix: dict[str, str] = {}
+
+    def batch(self, steps_done: int, loss: float) -> None:
+        """``steps_done`` steps of the current epoch are finished; ``loss`` was just read."""
+        if self.bar is None:
+            return
+        self.bar.n = self.epoch_index * self.steps + steps_done
+        self.postfix["loss"] = f"{loss:.4g}"
+        self.bar.set_postfix(self.postfix, refresh=True)
+
+    def epoch(self, record: dict[str, float], metric: str | None) -> None:
+        self.epoch_index = int(record["epoch"])
+        if self.bar is None:
+            return
+        self.bar.n = self.epoch_index * self.steps
+        self.postfix = {"epoch": str(self.epoch_index), "loss": f"{record['loss']:.4g}"}
+        for key in ("val_loss", f"val_{metric}"):
+            if key in record:
+                self.postfix[key] = f"{record[key]:.4g}"
+        self.postfix["samples/s"] = f"{record['samples_per_s']:.3g}"
+        self.bar.set_postfix(self.postfix, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def summary(result: Any, metric: str | None) -> str:
+    """One line: epochs, time, throughput, backend, the last epoch's numbers, why it stopped."""
+    history, be = result.history, result.backend
+    last = history.last
+    seconds = sum(r.get("time", 0.0) for r in history.records)
+    samples = sum(r["samples_per_s"] * r["time"] for r in history.records)
+    parts = [f"trained {result.epochs} epoch(s) in {result.time:.2f} s"]
+    if seconds > 0:
+        parts.append(f"{samples / seconds:,.0f} samples/s")
+    parts.append(f"on {be.name} ({be.device_name})")
+    keys = ["loss", metric, "val_loss", f"val_{metric}"] if metric else ["loss", "val_loss"]
+    numbers = ", ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
+    text = "; ".join(parts) + (f": {numbers}" if numbers else "")
+    if result.best_epoch is not None:
+        text += f"; best epoch {result.best_epoch}"
+    if result.stop_reason:
+        text += f"; stopped: {result.stop_reason}"
+    return text

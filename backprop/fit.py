@@ -1,0 +1,553 @@
+"""`fit`: the training loop a researcher runs, on any backend.
+
+One call trains a model on host data and returns a `FitResult` (final or best parameters,
+optimizer state, `History`). What happens, in order:
+
+1. The data is checked on the host, split (validation fraction, stratified for classifiers),
+   weighted (class and sample weights) and moved to the backend once (`_FitData`).
+2. Weights come from ``model.init(seed)`` on the host RNG, or from ``params``, or from a
+   checkpoint (``resume``).
+3. Each epoch draws one permutation on the host (same seed -> same batch order on every
+   backend), moves it once and gathers every batch on the device; the last batch may be
+   partial. Each step runs the pure ``step(params, state, xb, yb, lr, weights, masks)``
+   (compiled by the backend: ``jax.jit`` on JAX); the learning rate comes from the schedule as a
+   Python float, dropout masks from a host RNG.
+4. The loss is read back only every ``log_every`` steps (for the progress bar) and once per
+   epoch, together with the validation loss and metric, the finiteness check of the parameters
+   and the diagnostics: one host<->device sync per epoch on GPU backends.
+5. A non-finite loss or parameter raises `TrainingDiverged`, whose ``result`` holds the last
+   good parameters (those of the last finished epoch); checkpoints are never overwritten with bad
+   values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import backends
+
+from . import _host, _progress
+from .callbacks import Callback, _Monitor
+from .checkpoint import CheckpointError, check_spec, load_checkpoint, save_checkpoint
+from .data import (
+    DataError,
+    check_training_data,
+    compute_sample_weight,
+    prepare_targets,
+    validation_split,
+)
+from .diagnostics import gradient_flow
+from .evaluation import evaluate_arrays, resolve_metric
+from .history import History
+from .model import MLP, Params
+from .optimizers import Adam, Optimizer, get_optimizer
+from .schedules import Schedule, get_schedule
+from .training import make_step
+from .tree import tree_leaves
+
+__all__ = ["FitResult", "Run", "TrainingDiverged", "fit"]
+
+DIAGNOSTIC_ROWS = 256  # rows of the fixed batch the gradient-flow diagnostics use
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the parameters became NaN or infinite; ``result`` keeps the last good ones."""
+
+    def __init__(self, message: str, result: FitResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns.
+
+    ``params``: the final parameters (the best epoch's with ``EarlyStopping(restore_best=True)``);
+    ``opt_state``: the optimizer state after the last step; ``history``: per-epoch records;
+    ``epochs``: epochs completed; ``best_epoch``: set by early stopping; ``stop_reason``: why
+    training ended before ``epochs`` (None when it ran them all); ``time``: seconds of training.
+    """
+
+    model: MLP
+    backend: Any
+    params: Params
+    opt_state: Any
+    history: History
+    epochs: int
+    best_epoch: int | None
+    stop_reason: str | None
+    time: float
+    summary: str = ""
+
+    def predict(self, X: Any) -> Any:
+        """Outputs for host inputs ``X`` (N, n_in), as a NumPy array."""
+        x = self.backend.asarray(X, _dtype_name(self.params))
+        return self.backend.to_numpy(self.model.predict(self.params, x))
+
+
+@dataclasses.dataclass
+class _FitData:
+    """Training (and validation) arrays on the backend; ``w``: (N,) weights or None."""
+
+    x: Any
+    y: Any
+    w: Any
+    x_val: Any = None
+    y_val: Any = None
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+
+class Run:
+    """The state of one `fit` call; callbacks receive it (see `backprop.callbacks`)."""
+
+    def __init__(
+        self,
+        model: MLP,
+        backend: Any,
+        optimizer: Optimizer,
+        schedule: Schedule,
+        settings: dict[str, Any],
+        callbacks: Sequence[Callback],
+    ) -> None:
+        self.model, self.backend, self.optimizer, self.schedule = (
+            model,
+            backend,
+            optimizer,
+            schedule,
+        )
+        self.settings, self.callbacks = settings, list(callbacks)
+        self.params: Params = []
+        self.opt_state: Any = None
+        self.history = History()
+        self.epoch = self.step = self.samples = 0
+        self.schedule_state = schedule.init()
+        seed = settings["seed"]
+        self.rngs = {"order": _host.np_rng(seed + 1), "dropout": _host.np_rng(seed + 3)}
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self.best_epoch: int | None = None
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self, path: Any) -> Any:
+        """Write everything needed to continue this run exactly (atomic; see `ModelCheckpoint`)."""
+        trees = {"params": self.params, "opt_state": self.opt_state}
+        for i, cb in enumerate(self.callbacks):
+            trees.update({f"callback{i}_{k}": v for k, v in cb.trees().items()})
+        meta = {
+            "model": self.model.spec(),
+            "optimizer": self.optimizer.spec(),
+            "schedule": self.schedule.spec(),
+            "schedule_state": self.schedule_state,
+            "position": {"epoch": self.epoch, "step": self.step, "samples": self.samples},
+            "rng": {k: rng.bit_generator.state for k, rng in self.rngs.items()},
+            "fit": {k: self.settings[k] for k in _RESUME_KEYS},
+            "dtype": self.settings["dtype"],
+            "backend": self.backend.name,
+            "history": self.history.to_dict(),
+            "callbacks": [
+                {"type": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks
+            ],
+            "config": self.settings.get("config"),
+        }
+        return save_checkpoint(path, trees, meta, self.backend)
+
+    def restore(self, path: Any) -> None:
+        """Continue from a checkpoint written by `save_checkpoint` (any backend wrote it)."""
+        ckpt = load_checkpoint(path, self.backend, self.settings["dtype"])
+        meta = ckpt.meta
+        check_spec(meta["model"], self.model.spec(), "model", path)
+        check_spec(meta["optimizer"], self.optimizer.spec(), "optimizer", path)
+        check_spec(meta["schedule"], self.schedule.spec(), "schedule", path)
+        check_spec(meta["fit"], {k: self.settings[k] for k in _RESUME_KEYS}, "fit setting", path)
+        saved = [c["type"] for c in meta["callbacks"]]
+        if saved != [type(cb).__name__ for cb in self.callbacks]:
+            raise CheckpointError(
+                f"checkpoint {path} was saved with callbacks {saved} but this run has "
+                f"{[type(cb).__name__ for cb in self.callbacks]}; resume with the same callbacks"
+            )
+        self.params, self.opt_state = ckpt.trees["params"], ckpt.trees["opt_state"]
+        for i, (cb, saved_cb) in enumerate(zip(self.callbacks, meta["callbacks"], strict=True)):
+            prefix = f"callback{i}_"
+            trees = {k[len(prefix) :]: v for k, v in ckpt.trees.items() if k.startswith(prefix)}
+            cb.load_state_dict(saved_cb["state"], trees)
+        position = meta["position"]
+        self.epoch, self.step, self.samples = (position[k] for k in ("epoch", "step", "samples"))
+        self.schedule_state = meta["schedule_state"]
+        for k, state in meta["rng"].items():
+            self.rngs[k].bit_generator.state = state
+        self.history = History.from_dict(meta["history"])
+
+
+_RESUME_KEYS = ("batch_size", "seed", "shuffle", "validation_split", "stratify")
+
+
+def fit(
+    model: MLP,
+    X: Any,
+    Y: Any,
+    *,
+    optimizer: str | Optimizer | None = None,
+    schedule: str | Schedule | None = None,
+    backend: Any = "numpy",
+    dtype: str = "float32",
+    epochs: int = 10,
+    batch_size: int = 32,
+    seed: int = 0,
+    shuffle: bool = True,
+    validation_split: float = 0.0,
+    validation_data: tuple[Any, Any] | None = None,
+    stratify: bool | None = None,
+    metric: str | None = "auto",
+    train_metrics: bool = True,
+    class_weight: Any = None,
+    sample_weight: Any = None,
+    callbacks: Sequence[Callback] = (),
+    params: Params | None = None,
+    resume: Any = None,
+    diagnostics: bool = False,
+    log_every: int | None = None,
+    verbose: int = 1,
+    config: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``X`` (N, n_in) and ``Y`` and return a `FitResult`.
+
+    Parameters
+    ----------
+    X, Y : host arrays (NumPy or lists)
+        Inputs (N, n_in); targets (N, n_out), or integer class labels (N,) for softmax models.
+    optimizer : name or `Optimizer`
+        Default ``Adam()``. Its ``lr`` is the base learning rate the schedule scales.
+    schedule : name or `Schedule`
+        Learning-rate schedule (`backprop.schedules`); default constant.
+    backend, dtype : where and in which float type to train ("float32" or "float64").
+    epochs, batch_size, seed, shuffle :
+        ``seed`` fixes the initial weights, the batch order, the validation split and the
+        dropout masks, identically on every backend. The last batch of an epoch may be smaller.
+    validation_split : float in [0, 1)
+        Fraction of the rows held out (stratified by class when ``stratify``; default: for
+        classifiers). Or ``validation_data=(X_val, Y_val)``.
+    metric : "auto" (accuracy for classifiers, r2 for regressors), a metric name, or None.
+    train_metrics : also compute the metric on the training set each epoch (one forward pass).
+    class_weight, sample_weight :
+        ``{class: weight}`` or "balanced"; per-row weights (N,). Weights are rescaled to mean 1.
+    callbacks : `Callback` objects, e.g. ``EarlyStopping``, ``ModelCheckpoint``.
+    params : initial parameters instead of ``model.init(seed)``.
+    resume : path of a checkpoint to continue from (same model, optimizer, schedule, batch size,
+        seed and validation split); training continues up to ``epochs`` in total.
+    diagnostics : add per-layer gradient-flow columns to the history (`backprop.diagnostics`).
+    log_every : read the loss for the progress bar every this many steps (default: about 20
+        updates per epoch while a bar shows, else only at epoch ends).
+    verbose : 0 silent; 1 a progress bar (only on a terminal) and a summary line at the end.
+    config : JSON-ready dict stored in checkpoints (the CLI stores the resolved config).
+
+    Raises `TrainingDiverged` (with ``.result``) when the loss or parameters stop being finite,
+    `DataError` for unusable data, ``ValueError``/``TypeError`` for bad arguments.
+    """
+    be = backends.as_backend(backend)
+    optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
+    schedule = get_schedule(schedule)
+    _check_fit_args(epochs, batch_size, seed, validation_split, validation_data, params, resume)
+    if stratify is None:
+        stratify = model.task == "classification"
+    settings = dict(
+        dtype=dtype,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        shuffle=bool(shuffle),
+        validation_split=float(validation_split),
+        stratify=bool(stratify),
+        train_metrics=train_metrics,
+        diagnostics=diagnostics,
+        verbose=verbose,
+        config=config,
+    )
+    settings["metric"], settings["threshold"] = resolve_metric(model, metric)
+    data = _prepare_data(model, X, Y, be, settings, validation_data, class_weight, sample_weight)
+    run = Run(model, be, optimizer, schedule, settings, callbacks)
+    _check_monitors(run, data)
+    if resume is not None:
+        run.restore(resume)
+    else:
+        run.params = model.init(seed=seed, backend=be, dtype=dtype) if params is None else params
+        run.opt_state = optimizer.init(run.params)
+    return _Loop(run, data, log_every).train()
+
+
+class _Loop:
+    """The epoch loop of one `fit` call."""
+
+    def __init__(self, run: Run, data: _FitData, log_every: int | None) -> None:
+        self.run, self.data = run, data
+        be, s = run.backend, run.settings
+        self.xp = be.xp
+        self.step_fn = make_step(run.model, run.optimizer, be)
+        self.n_steps = -(-data.n // s["batch_size"])
+        self.total_steps = self.n_steps * s["epochs"]
+        self.progress = _progress.Progress(s["epochs"], self.n_steps, s["verbose"], run.epoch)
+        self.log_every = log_every or (max(1, self.n_steps // 20) if self.progress.on else 0)
+        self.base_lr = float(run.optimizer.lr)
+        self.good = (run.params, run.opt_state)
+        self.units = run.model.sizes[1:-1]
+
+    def train(self) -> FitResult:
+        run, t0 = self.run, time.perf_counter()
+        for cb in run.callbacks:
+            cb.on_train_begin(run)
+        try:
+            while run.epoch < run.settings["epochs"] and not run.stop_training:
+                self._epoch()
+        except _NonFinite as bad:
+            run.params, run.opt_state = self.good
+            self.progress.close()
+            result = self._result(t0, stop_reason=str(bad))
+            raise TrainingDiverged(str(bad), result) from None
+        for cb in run.callbacks:
+            cb.on_train_end(run)
+        self.progress.close()
+        return self._result(t0, run.stop_reason)
+
+    def _result(self, t0: float, stop_reason: str | None) -> FitResult:
+        run = self.run
+        result = FitResult(
+            run.model,
+            run.backend,
+            run.params,
+            run.opt_state,
+            run.history,
+            run.epoch,
+            run.best_epoch,
+            stop_reason,
+            time.perf_counter() - t0,
+        )
+        result.summary = _progress.summary(result, run.settings["metric"])
+        if run.settings["verbose"]:
+            print(result.summary)
+        return result
+
+    def _epoch(self) -> None:
+        run, data, xp = self.run, self.data, self.xp
+        t0 = time.perf_counter()
+        bs, n = run.settings["batch_size"], data.n
+        order = (
+            run.backend.asarray(run.rngs["order"].permutation(n), "int32")
+            if run.settings["shuffle"]
+            else xp.arange(n, dtype=run.backend.dtype("int32"), device=run.backend.device)
+        )
+        losses, lr = [], self.base_lr
+        for b, start in enumerate(range(0, n, bs)):
+            idx = order[start : min(start + bs, n)]
+            lr = run.schedule.lr(
+                self.base_lr,
+                run.schedule_state,
+                step=run.step,
+                epoch=run.epoch,
+                samples=run.samples,
+                total_steps=self.total_steps,
+            )
+            loss = self._step(idx, lr)
+            losses.append(loss)
+            for cb in run.callbacks:
+                cb.on_batch_end(run, loss)
+            if self.log_every and (b + 1) % self.log_every == 0:
+                self._log(b + 1, loss, lr)
+        run.samples += n
+        self._end_epoch(losses, lr, t0)
+
+    def _step(self, idx: Any, lr: float) -> Any:
+        run, data, xp = self.run, self.data, self.xp
+        xb, yb = xp.take(data.x, idx, axis=0), xp.take(data.y, idx, axis=0)
+        wb = None if data.w is None else xp.take(data.w, idx, axis=0)
+        masks = None
+        if any(run.model.dropout):
+            host = _host.dropout_masks(
+                run.rngs["dropout"], idx.shape[0], self.units, run.model.dropout
+            )
+            masks = [
+                None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host
+            ]
+        run.params, run.opt_state, loss = self.step_fn(
+            run.params, run.opt_state, xb, yb, lr, wb, masks
+        )
+        run.step += 1
+        return loss
+
+    def _log(self, steps_done: int, loss: Any, lr: float) -> None:
+        value = float(loss)
+        if not math.isfinite(value):
+            raise _NonFinite(self._diverged_message(value, lr))
+        self.progress.batch(steps_done, value)
+
+    def _diverged_message(self, value: float, lr: float) -> str:
+        run = self.run
+        return (
+            f"training diverged: the loss became {value} in epoch {run.epoch + 1} "
+            f"(step {run.step}, learning rate {lr:g}); the parameters from the end of epoch "
+            f"{run.epoch} (the last finite ones) are kept in the result. Lower the learning "
+            "rate, clip the gradients (clip_norm=...), or scale the inputs"
+        )
+
+    def _end_epoch(self, losses: list, lr: float, t0: float) -> None:
+        run, data = self.run, self.data
+        scalars = self._epoch_scalars()
+        leaves = list(tree_leaves(run.params))
+        finite = self.xp.all(self.xp.stack([self.xp.all(self.xp.isfinite(p)) for p in leaves]))
+        values = [*losses, *scalars.values(), self.xp.astype(finite, losses[0].dtype)]
+        host = run.backend.to_numpy(self.xp.stack(values)).tolist()  # the epoch's one sync
+        step_losses = host[: len(losses)]
+        bad = next((v for v in step_losses if not math.isfinite(v)), None)
+        if bad is not None or not host[-1]:
+            raise _NonFinite(self._diverged_message(bad if bad is not None else math.nan, lr))
+        sizes = [
+            min(run.settings["batch_size"], data.n - i * run.settings["batch_size"])
+            for i in range(len(losses))
+        ]
+        elapsed = time.perf_counter() - t0
+        record = {
+            "epoch": run.epoch + 1,
+            "loss": math.fsum(v * s for v, s in zip(step_losses, sizes, strict=True)) / data.n,
+        }
+        record.update(zip(scalars, host[len(losses) : -1], strict=True))
+        record.update(lr=lr, time=elapsed, samples_per_s=data.n / elapsed)
+        run.epoch += 1
+        run.history.append(record, step_losses)
+        self.good = (run.params, run.opt_state)
+        self._after_epoch(record)
+
+    def _epoch_scalars(self) -> dict[str, Any]:
+        """Device scalars read at the end of the epoch: metrics, validation, diagnostics."""
+        run, data, s = self.run, self.data, self.run.settings
+        out: dict[str, Any] = {}
+        metric, threshold = s["metric"], s["threshold"]
+        if s["train_metrics"] and metric is not None:
+            out[metric] = evaluate_arrays(run.model, run.params, data.x, data.y, metric, threshold)[
+                metric
+            ]
+        if data.x_val is not None:
+            val = evaluate_arrays(run.model, run.params, data.x_val, data.y_val, metric, threshold)
+            out.update({f"val_{k}": v for k, v in val.items()})
+        if s["diagnostics"]:
+            rows = min(DIAGNOSTIC_ROWS, data.n)
+            out.update(gradient_flow(run.model, run.params, data.x[:rows, ...], data.y[:rows, ...]))
+        return out
+
+    def _after_epoch(self, record: dict[str, float]) -> None:
+        run = self.run
+        monitor = getattr(run.schedule, "monitor", None)
+        run.schedule_state = run.schedule.end_epoch(
+            run.schedule_state, record.get(monitor) if monitor else None, base_lr=self.base_lr
+        )
+        if run.schedule.should_stop(run.schedule_state):
+            run.stop_training = True
+            run.stop_reason = f"the learning-rate schedule {run.schedule.name!r} ended training"
+        for cb in run.callbacks:
+            cb.on_epoch_end(run)
+        self.progress.epoch(record, run.settings["metric"])
+
+
+class _NonFinite(Exception):
+    """Internal: raised inside the loop, turned into `TrainingDiverged` with the result."""
+
+
+def _prepare_data(
+    model: MLP,
+    X: Any,
+    Y: Any,
+    be: Any,
+    s: dict[str, Any],
+    validation_data: Any,
+    class_weight: Any,
+    sample_weight: Any,
+) -> _FitData:
+    """Check, split, weight and move the data once."""
+    out_name, loss_name = model.layers[-1].activation.name, model.loss_function.name
+    y = prepare_targets(Y, model.sizes[-1], out_name, loss_name)
+    x, y = check_training_data(X, y, model.sizes[0], model.sizes[-1])
+    compute_sample_weight(y, class_weight, sample_weight)  # validates against all rows
+    x_val = y_val = None
+    if s["validation_split"]:
+        train_idx, val_idx = validation_split(
+            y, s["validation_split"], s["seed"] + 2, s["stratify"]
+        )
+        x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+        if sample_weight is not None:
+            sample_weight = _host.take_rows(sample_weight, train_idx)
+    elif validation_data is not None:
+        xv, yv = validation_data
+        y_val = prepare_targets(yv, model.sizes[-1], out_name, loss_name)
+        x_val, y_val = check_training_data(xv, y_val, model.sizes[0], model.sizes[-1])
+    w = compute_sample_weight(y, class_weight, sample_weight)
+    dtype = s["dtype"]
+    return _FitData(
+        x=be.asarray(x, dtype),
+        y=be.asarray(y, dtype),
+        w=None if w is None else be.asarray(w, dtype),
+        x_val=None if x_val is None else be.asarray(x_val, dtype),
+        y_val=None if y_val is None else be.asarray(y_val, dtype),
+    )
+
+
+def _check_fit_args(
+    epochs: Any,
+    batch_size: Any,
+    seed: Any,
+    validation_split: Any,
+    validation_data: Any,
+    params: Any,
+    resume: Any,
+) -> None:
+    ints = {"epochs": (epochs, 1), "batch_size": (batch_size, 1), "seed": (seed, 0)}
+    for name, (value, low) in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}")
+    ok = isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
+    if not ok or not 0 <= validation_split < 1:
+        raise ValueError(
+            f"fit: validation_split must be a number in [0, 1), received {validation_split!r}"
+        )
+    if validation_split and validation_data is not None:
+        raise ValueError(
+            "fit: give validation_split or validation_data, not both "
+            f"(received validation_split={validation_split!r} and validation_data)"
+        )
+    if validation_data is not None and (
+        not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
+    ):
+        raise ValueError("fit: validation_data must be a pair (X_val, Y_val)")
+    if params is not None and resume is not None:
+        raise ValueError("fit: give params or resume, not both (a checkpoint holds its params)")
+
+
+def _check_monitors(run: Run, data: _FitData) -> None:
+    """Fail before training when a callback or schedule watches a column that will not exist."""
+    s = run.settings
+    columns = {"loss", "lr", "time", "samples_per_s"}
+    if s["metric"] and s["train_metrics"]:
+        columns.add(s["metric"])
+    if data.x_val is not None:
+        columns |= {"val_loss"} | ({f"val_{s['metric']}"} if s["metric"] else set())
+    watchers = [(type(cb).__name__, cb.monitor) for cb in run.callbacks if isinstance(cb, _Monitor)]
+    if getattr(run.schedule, "monitor", None):
+        watchers.append((type(run.schedule).__name__, run.schedule.monitor))
+    for owner, monitor in watchers:
+        if monitor not in columns:
+            hint = " (val_* columns need validation_split or validation_data)"
+            hint = hint if monitor.startswith("val_") else ""
+            raise ValueError(
+                f"{owner} monitors {monitor!r}, but this run's history will have "
+                f"{sorted(columns)}; monitor one of those{hint}"
+            )
+
+
+def _dtype_name(params: Params) -> str:
+    return str(params[0]["W"].dtype).rsplit(".", 1)[-1]
+
+
+__all__ += ["DataError"]
