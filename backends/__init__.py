@@ -14,7 +14,14 @@ from ._base import (
     Library,
     UnknownBackendError,
 )
-from ._registry import as_backend, available_backends, get_backend, known_backends, register_library
+from ._registry import (
+    as_backend,
+    available_backends,
+    backend_of,
+    get_backend,
+    known_backends,
+    register_library,
+)
 
 __all__ = [
     "Availability",
@@ -25,6 +32,7 @@ __all__ = [
     "UnknownBackendError",
     "as_backend",
     "available_backends",
+    "backend_of",
     "get_backend",
     "known_backends",
     "register_library",

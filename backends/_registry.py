@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from typing import Any
 
 from ._base import (
     Availability,
@@ -113,3 +114,37 @@ def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
 def as_backend(backend: str | Backend) -> Backend:
     """A `Backend` passes through; a name goes to `get_backend` (default device)."""
     return backend if isinstance(backend, Backend) else get_backend(backend)
+
+
+def backend_of(array: Any) -> Backend:
+    """The `Backend` an array lives on: its library (by namespace) and its device.
+
+    Raises `UnknownBackendError` for an array of a library no registered backend wraps.
+    """
+    from array_api_compat import array_namespace, device
+
+    try:
+        xp = array_namespace(array)
+    except TypeError:
+        raise UnknownBackendError(
+            f"{type(array).__module__}.{type(array).__name__} is not an array of a known "
+            f"backend ({known_backends()})"
+        ) from None
+    for name, library in _LIBRARIES.items():
+        if _probe(name).ok and library.namespace() is xp:
+            for candidate in _device_candidates(library):
+                if str(candidate[0]) == str(device(array)):
+                    return Backend(name, xp, candidate[0], candidate[1], library)
+    raise UnknownBackendError(
+        f"no usable backend holds a {type(array).__module__}.{type(array).__name__} on device "
+        f"{device(array)}; usable: {[n for n, a in available_backends().items() if a.ok]}"
+    )
+
+
+def _device_candidates(library: Any) -> list[tuple[Any, str]]:
+    found = [library.resolve_device("cpu", None)]
+    for text in library.list_devices():
+        if text != "cpu":
+            kind, index = parse_device(text)
+            found.append(library.resolve_device(kind, index))
+    return found

@@ -68,15 +68,16 @@ def evaluate(
     """Loss and metric of ``params`` on ``(X, Y)`` as Python floats.
 
     ``X``, ``Y``: host data (NumPy arrays or lists; Y as targets (N, n_out) or integer labels
-    for softmax models) moved to ``backend`` (default: the parameters' backend) in the
-    parameters' dtype, or arrays already on that backend.
+    for softmax models), checked and moved to ``backend`` (default: the parameters' backend)
+    in the parameters' dtype; or arrays of another library already on that backend, used as
+    they are.
     """
     from .data import check_training_data, prepare_targets  # host-only helpers
 
     name, threshold = resolve_metric(model, metric)
-    be = backends.as_backend(backend if backend is not None else _backend_of(params))
+    be = backends.backend_of(params[0]["W"]) if backend is None else backends.as_backend(backend)
     dtype = str(params[0]["W"].dtype).rsplit(".", 1)[-1]
-    if not _on_backend(be, X):
+    if _is_host(X):
         output, loss = model.layers[-1].activation.name, model.loss_function.name
         y_host = prepare_targets(Y, model.sizes[-1], output, loss)
         x_host, y_host = check_training_data(X, y_host, model.sizes[0], model.sizes[-1])
@@ -86,12 +87,6 @@ def evaluate(
     return dict(zip(values, (float(v) for v in host.tolist()), strict=True))
 
 
-def _backend_of(params: Any) -> str:
-    module = type(params[0]["W"]).__module__.split(".")[0]
-    return {"numpy": "numpy", "jaxlib": "jax", "jax": "jax", "torch": "torch", "cupy": "cupy"}.get(
-        module, "array_api_strict"
-    )
-
-
-def _on_backend(be: Any, X: Any) -> bool:
-    return type(X).__module__.split(".")[0] == type(be.asarray([0.0])).__module__.split(".")[0]
+def _is_host(X: Any) -> bool:
+    """NumPy arrays and lists are host data: checked, converted and moved like `fit`'s input."""
+    return isinstance(X, (list, tuple)) or type(X).__module__.split(".")[0] == "numpy"
