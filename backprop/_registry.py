@@ -38,6 +38,16 @@ class Registry(Generic[T]):
 
         return add
 
+    def register_class(self, name: str) -> Callable[[type], type]:
+        """Class decorator: register the class itself under ``name`` (and set its ``name``)."""
+
+        def add(cls: type) -> type:
+            cls.name = name
+            self.register(name)(cls)
+            return cls
+
+        return add
+
     def register_instance(self, name: str) -> Callable[[type], type]:
         """Class decorator: register ``cls()`` under ``name`` (and set its ``name``)."""
 

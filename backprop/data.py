@@ -146,8 +146,7 @@ def _check_probabilities(y: np.ndarray, loss: str) -> None:
             f"received values in [{lo:g}, {hi:g}]; {hint}"
         )
     if loss == "cross_entropy":
-        sums = y.sum(axis=1)
-        bad = np.flatnonzero(np.abs(sums - 1.0) > _ROW_SUM_TOL)
+        bad, sums = _rows_not_summing_to_one(y)
         if bad.size:
             raise DataError(
                 f"targets for cross_entropy must be rows that sum to 1 (one-hot rows or class "
@@ -155,6 +154,12 @@ def _check_probabilities(y: np.ndarray, loss: str) -> None:
                 "affected); pass integer labels (N,) or one-hot rows, or use "
                 "binary_cross_entropy with a sigmoid output for multi-label targets"
             )
+
+
+def _rows_not_summing_to_one(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of rows whose sum is not 1 (within ``_ROW_SUM_TOL``), and every row's sum."""
+    sums = y.sum(axis=1)
+    return np.flatnonzero(np.abs(sums - 1.0) > _ROW_SUM_TOL), sums
 
 
 def class_labels(Y: np.ndarray) -> np.ndarray:
@@ -181,8 +186,7 @@ def _targets_matrix(where: str, Y: Any) -> np.ndarray:
 def _one_label_per_row(where: str, y: np.ndarray, hint: str) -> np.ndarray:
     """class_labels(y), after checking that each row holds a single class (not multi-label)."""
     if y.shape[1] > 1:
-        sums = y.sum(axis=1)
-        bad = np.flatnonzero(np.abs(sums - 1.0) > _ROW_SUM_TOL)
+        bad, sums = _rows_not_summing_to_one(y)
         if bad.size:
             raise DataError(
                 f"{where} is defined for one class label per row (one-hot or probability rows, "

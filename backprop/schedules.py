@@ -105,15 +105,7 @@ class Schedule:
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 
 
-def register(name: str):
-    """Class decorator: register a `Schedule` subclass under ``name`` (and set its ``name``)."""
-
-    def add(cls: type[Schedule]) -> type[Schedule]:
-        cls.name = name
-        SCHEDULES.register(name)(cls)
-        return cls
-
-    return add
+register = SCHEDULES.register_class  # class decorator: @register("name")
 
 
 def get_schedule(name_or_schedule: str | Schedule | None = None, **kwargs: Any) -> Schedule:

@@ -80,15 +80,7 @@ def clip_by_global_norm(grads: Any, max_norm: float) -> Any:
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 
 
-def register(name: str):
-    """Class decorator: register an `Optimizer` subclass under ``name``."""
-
-    def add(cls: type[Optimizer]) -> type[Optimizer]:
-        cls.name = name
-        OPTIMIZERS.register(name)(cls)
-        return cls
-
-    return add
+register = OPTIMIZERS.register_class  # class decorator: @register("name")
 
 
 def get_optimizer(name: str | Optimizer, **hyperparameters: Any) -> Optimizer:
