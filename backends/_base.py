@@ -8,6 +8,7 @@ is what the rest of the project passes around.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -166,6 +167,15 @@ class Library:
         """Compile a pure function; identity unless the library has a tracer (JAX)."""
         return fn
 
+    def quiet_float_errors(self) -> contextlib.AbstractContextManager:
+        """A context in which overflow and invalid results give inf/NaN without warnings.
+
+        The fit loop trains inside it and checks finiteness itself (its NaN guard), so a
+        diverging run ends with `TrainingDiverged` and the last good parameters, not with a
+        NumPy RuntimeWarning (an error under ``-W error``). Only NumPy-based libraries warn.
+        """
+        return contextlib.nullcontext()
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Backend:
@@ -239,3 +249,7 @@ class Backend:
     def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
         """Compile a pure function for this backend (``jax.jit`` on JAX; identity elsewhere)."""
         return self.library.compile(fn, donate_argnums=donate_argnums)
+
+    def quiet_float_errors(self) -> contextlib.AbstractContextManager:
+        """Overflow and invalid operations give inf/NaN silently inside this context."""
+        return self.library.quiet_float_errors()

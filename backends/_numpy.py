@@ -21,3 +21,8 @@ class NumpyLibrary(Library):
         import numpy as np
 
         return np.asarray(x)
+
+    def quiet_float_errors(self) -> Any:
+        import numpy as np
+
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")

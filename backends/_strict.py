@@ -29,3 +29,8 @@ class StrictLibrary(Library):
         import numpy as np
 
         return np.from_dlpack(x)
+
+    def quiet_float_errors(self) -> Any:
+        import numpy as np
+
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")

@@ -32,6 +32,10 @@ class Callback:
 
     def on_epoch_end(self, run: Any) -> None: ...
 
+    def after_epoch(self, run: Any) -> None:
+        """Runs once every callback's ``on_epoch_end`` has run: the place to save the run's
+        state (`ModelCheckpoint`), so what is saved includes every callback's update."""
+
     def on_train_end(self, run: Any) -> None: ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -79,6 +83,11 @@ class _Monitor(Callback):
         self.mode = mode_for(monitor, mode)
         self.best = initial_best(self.mode)
         self.best_epoch: int | None = None
+
+    @property
+    def watching(self) -> bool:
+        """Whether the monitored column is read (so it must exist in the history)."""
+        return True
 
     def _value(self, run: Any) -> float:
         record = run.history.last
@@ -176,6 +185,7 @@ class ModelCheckpoint(_Monitor):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"ModelCheckpoint: every must be an int >= 1, received {every!r}")
         self.directory, self.every, self.keep_best = pathlib.Path(directory), every, keep_best
+        self._improved_now = False
 
     @property
     def last_path(self) -> pathlib.Path:
@@ -185,10 +195,16 @@ class ModelCheckpoint(_Monitor):
     def best_path(self) -> pathlib.Path:
         return self.directory / "best.npz"
 
+    @property
+    def watching(self) -> bool:
+        return self.keep_best
+
     def on_epoch_end(self, run: Any) -> None:
-        # Update the best value first, so last.npz carries this epoch's counters.
-        improved = self.keep_best and self._improved(run)
+        self._improved_now = self.keep_best and self._improved(run)
+
+    def after_epoch(self, run: Any) -> None:
+        # After every on_epoch_end: the files hold every callback's state of this epoch.
         if run.epoch % self.every == 0 or run.stop_training:
             run.save_checkpoint(self.last_path)
-        if improved:
+        if self._improved_now:
             run.save_checkpoint(self.best_path)

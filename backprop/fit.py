@@ -47,7 +47,7 @@ from .model import MLP, Params
 from .optimizers import Adam, Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
 from .training import make_step
-from .tree import tree_leaves
+from .tree import tree_leaves, tree_map
 
 __all__ = ["FitResult", "Run", "TrainingDiverged", "fit"]
 
@@ -275,10 +275,27 @@ def fit(
     _check_monitors(run, data)
     if resume is not None:
         run.restore(resume)
+    elif params is None:
+        run.params = model.init(seed=seed, backend=be, dtype=dtype)
     else:
-        run.params = model.init(seed=seed, backend=be, dtype=dtype) if params is None else params
+        run.params = _move_params(model, params, be, dtype)
+    if resume is None:
         run.opt_state = optimizer.init(run.params)
-    return _Loop(run, data, log_every).train()
+    with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
+        return _Loop(run, data, log_every).train()
+
+
+def _move_params(model: MLP, params: Params, be: Any, dtype: str) -> Params:
+    """User-given parameters (host NumPy or any backend's arrays) on ``be`` in ``dtype``."""
+    model._check_params(params)
+
+    def move(p: Any) -> Any:
+        host = (
+            p if type(p).__module__.split(".")[0] == "numpy" else backends.backend_of(p).to_numpy(p)
+        )
+        return be.asarray(host, dtype)
+
+    return tree_map(move, params)
 
 
 class _Loop:
@@ -449,6 +466,8 @@ class _Loop:
             run.stop_reason = f"the learning-rate schedule {run.schedule.name!r} ended training"
         for cb in run.callbacks:
             cb.on_epoch_end(run)
+        for cb in run.callbacks:
+            cb.after_epoch(run)
         self.progress.epoch(record, run.settings["metric"])
 
 
@@ -533,7 +552,11 @@ def _check_monitors(run: Run, data: _FitData) -> None:
         columns.add(s["metric"])
     if data.x_val is not None:
         columns |= {"val_loss"} | ({f"val_{s['metric']}"} if s["metric"] else set())
-    watchers = [(type(cb).__name__, cb.monitor) for cb in run.callbacks if isinstance(cb, _Monitor)]
+    watchers = [
+        (type(cb).__name__, cb.monitor)
+        for cb in run.callbacks
+        if isinstance(cb, _Monitor) and cb.watching
+    ]
     if getattr(run.schedule, "monitor", None):
         watchers.append((type(run.schedule).__name__, run.schedule.monitor))
     for owner, monitor in watchers:
