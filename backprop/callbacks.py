@@ -166,9 +166,10 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Write ``directory/last.npz`` every ``every`` epochs and, with ``keep_best``,
-    ``directory/best.npz`` whenever ``monitor`` improves. Both are complete checkpoints (params,
-    optimizer state, schedule, RNG, history) that ``fit(..., resume=path)`` continues from; each
+    """Write ``directory/last.npz`` every ``every`` epochs and at the run's last epoch and, with
+    ``keep_best``, ``directory/best.npz`` whenever ``monitor`` improves. Both are complete
+    checkpoints (params, optimizer state, schedule, RNG, history) that ``fit(..., resume=path)``
+    continues from; each
     write is atomic, so an interrupted run leaves the previous file intact.
     """
 
@@ -204,7 +205,8 @@ class ModelCheckpoint(_Monitor):
 
     def after_epoch(self, run: Any) -> None:
         # After every on_epoch_end: the files hold every callback's state of this epoch.
-        if run.epoch % self.every == 0 or run.stop_training:
+        final = run.stop_training or run.epoch == run.settings["epochs"]
+        if run.epoch % self.every == 0 or final:
             run.save_checkpoint(self.last_path)
         if self._improved_now:
             run.save_checkpoint(self.best_path)

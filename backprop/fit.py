@@ -146,6 +146,7 @@ class Run:
             "schedule": self.schedule.spec(),
             "schedule_state": self.schedule_state,
             "position": {"epoch": self.epoch, "step": self.step, "samples": self.samples},
+            "stop_reason": self.stop_reason if self.stop_training else None,
             "rng": {k: rng.bit_generator.state for k, rng in self.rngs.items()},
             "fit": {k: self.settings[k] for k in _RESUME_KEYS},
             "dtype": self.settings["dtype"],
@@ -183,6 +184,8 @@ class Run:
         for k, state in meta["rng"].items():
             self.rngs[k].bit_generator.state = state
         self.history = History.from_dict(meta["history"])
+        if meta.get("stop_reason"):  # the run had stopped (early stopping, schedule): stay stopped
+            self.stop_training, self.stop_reason = True, meta["stop_reason"]
 
 
 _RESUME_KEYS = ("batch_size", "seed", "shuffle", "validation_split", "stratify")

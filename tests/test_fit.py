@@ -34,7 +34,6 @@ import backprop as bp
 CROSS_BACKEND_RTOL_64 = 1e3 * eps("float64")
 
 
-
 def _manual_fit(model, optimizer, X, Y, *, epochs, batch_size, seed=0):
     """Minibatch training written out: the batch order is one host generator seeded with
     ``seed + 1`` drawing a permutation per epoch (fit.py's ``rngs["order"]``); NumPy float64."""
