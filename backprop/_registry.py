@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Registry", "UnknownNameError"]
 
@@ -62,6 +62,22 @@ class Registry(Generic[T]):
     def resolve(self, item: str | T, base: type) -> T:
         """``item`` itself when it is a ``base`` instance, else the entry registered as ``item``."""
         return item if isinstance(item, base) else self.get(item)
+
+    def build(self, item: Any, base: type, **kwargs: Any) -> Any:
+        """A ``base`` instance passes through (``kwargs`` must then be empty); a name builds the
+        class registered under it with ``kwargs``. Bad keywords raise TypeError naming the kind."""
+        if isinstance(item, base):
+            if kwargs:
+                raise TypeError(
+                    f"received the {self.kind} {item!r} and hyperparameters {sorted(kwargs)}; "
+                    f"pass a {self.kind} name with them, or set them on the instance"
+                )
+            return item
+        cls = self.get(item)
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.kind} {item!r}: {exc}") from None
 
     def get(self, name: str) -> T:
         try:

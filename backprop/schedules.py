@@ -115,19 +115,7 @@ def get_schedule(name_or_schedule: str | Schedule | None = None, **kwargs: Any) 
     """
     if name_or_schedule is None:
         name_or_schedule = "constant"
-    if isinstance(name_or_schedule, Schedule):
-        if kwargs:
-            raise ValueError(
-                f"get_schedule: hyperparameters {sorted(kwargs)} given with a schedule "
-                f"instance {name_or_schedule!r}; pass a schedule name with them, or the "
-                "instance alone"
-            )
-        return name_or_schedule
-    cls = SCHEDULES.get(name_or_schedule)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise TypeError(f"schedule {name_or_schedule!r}: {exc}") from None
+    return SCHEDULES.build(name_or_schedule, Schedule, **kwargs)
 
 
 def schedule_from_spec(spec: dict[str, Any]) -> Schedule:

@@ -361,8 +361,8 @@ def test_get_schedule():
         (lambda: get_schedule("linear"), UnknownNameError, r"unknown schedule 'linear'"),
         (
             lambda: get_schedule(Constant(), gamma=0.5),
-            ValueError,
-            r"hyperparameters \['gamma'\] given with a schedule instance",
+            TypeError,
+            r"received the schedule .* and hyperparameters \['gamma'\]",
         ),
         (lambda: get_schedule("step", lr=0.1), TypeError, "schedule 'step': .*'lr'"),
         (lambda: schedule_from_spec({"gamma": 0.5}), ValueError, "with a 'name' key"),

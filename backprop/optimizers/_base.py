@@ -86,18 +86,7 @@ register = OPTIMIZERS.register_class  # class decorator: @register("name")
 def get_optimizer(name: str | Optimizer, **hyperparameters: Any) -> Optimizer:
     """Build the optimizer registered as ``name`` with the given hyperparameters (an
     `Optimizer` passes through unchanged); ``get_optimizer(**opt.spec())`` rebuilds ``opt``."""
-    if isinstance(name, Optimizer):
-        if hyperparameters:
-            raise TypeError(
-                f"get_optimizer received the optimizer {name!r} and hyperparameters "
-                f"{sorted(hyperparameters)}; set them on the optimizer instead"
-            )
-        return name
-    cls = OPTIMIZERS.get(name)
-    try:
-        return cls(**hyperparameters)
-    except TypeError as exc:
-        raise TypeError(f"optimizer {name!r}: {exc}") from None
+    return OPTIMIZERS.build(name, Optimizer, **hyperparameters)
 
 
 def check_positive(owner: str, **values: float) -> None:
