@@ -31,25 +31,20 @@ from typing import Any
 import backends
 
 from . import _host, _progress
-from .callbacks import Callback, _Monitor
-from .checkpoint import CheckpointError, check_spec, load_checkpoint, save_checkpoint
-from .data import (
-    DataError,
-    check_training_data,
-    compute_sample_weight,
-    prepare_targets,
-    validation_split,
-)
+from ._fitdata import FitData, check_fit_args, check_monitors, move_params, prepare_data
+from .callbacks import Callback
+from .data import DataError
 from .diagnostics import gradient_flow
 from .evaluation import evaluate_arrays, resolve_metric
 from .history import History
 from .model import MLP, Params
 from .optimizers import Adam, Optimizer, get_optimizer
+from .run import Run
 from .schedules import Schedule, get_schedule
 from .training import make_step
-from .tree import tree_leaves, tree_map
+from .tree import tree_leaves
 
-__all__ = ["FitResult", "Run", "TrainingDiverged", "fit"]
+__all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "fit"]
 
 DIAGNOSTIC_ROWS = 256  # rows of the fixed batch the gradient-flow diagnostics use
 
@@ -87,108 +82,6 @@ class FitResult:
         """Outputs for host inputs ``X`` (N, n_in), as a NumPy array."""
         x = self.backend.asarray(X, _dtype_name(self.params))
         return self.backend.to_numpy(self.model.predict(self.params, x))
-
-
-@dataclasses.dataclass
-class _FitData:
-    """Training (and validation) arrays on the backend; ``w``: (N,) weights or None."""
-
-    x: Any
-    y: Any
-    w: Any
-    x_val: Any = None
-    y_val: Any = None
-
-    @property
-    def n(self) -> int:
-        return int(self.x.shape[0])
-
-
-class Run:
-    """The state of one `fit` call; callbacks receive it (see `backprop.callbacks`)."""
-
-    def __init__(
-        self,
-        model: MLP,
-        backend: Any,
-        optimizer: Optimizer,
-        schedule: Schedule,
-        settings: dict[str, Any],
-        callbacks: Sequence[Callback],
-    ) -> None:
-        self.model, self.backend, self.optimizer, self.schedule = (
-            model,
-            backend,
-            optimizer,
-            schedule,
-        )
-        self.settings, self.callbacks = settings, list(callbacks)
-        self.params: Params = []
-        self.opt_state: Any = None
-        self.history = History()
-        self.epoch = self.step = self.samples = 0
-        self.schedule_state = schedule.init()
-        seed = settings["seed"]
-        self.rngs = {"order": _host.np_rng(seed + 1), "dropout": _host.np_rng(seed + 3)}
-        self.stop_training = False
-        self.stop_reason: str | None = None
-        self.best_epoch: int | None = None
-
-    # -- checkpoints -----------------------------------------------------------------------------
-    def save_checkpoint(self, path: Any) -> Any:
-        """Write everything needed to continue this run exactly (atomic; see `ModelCheckpoint`)."""
-        trees = {"params": self.params, "opt_state": self.opt_state}
-        for i, cb in enumerate(self.callbacks):
-            trees.update({f"callback{i}_{k}": v for k, v in cb.trees().items()})
-        meta = {
-            "model": self.model.spec(),
-            "optimizer": self.optimizer.spec(),
-            "schedule": self.schedule.spec(),
-            "schedule_state": self.schedule_state,
-            "position": {"epoch": self.epoch, "step": self.step, "samples": self.samples},
-            "stop_reason": self.stop_reason if self.stop_training else None,
-            "rng": {k: rng.bit_generator.state for k, rng in self.rngs.items()},
-            "fit": {k: self.settings[k] for k in _RESUME_KEYS},
-            "dtype": self.settings["dtype"],
-            "backend": self.backend.name,
-            "history": self.history.to_dict(),
-            "callbacks": [
-                {"type": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks
-            ],
-            "config": self.settings.get("config"),
-        }
-        return save_checkpoint(path, trees, meta, self.backend)
-
-    def restore(self, path: Any) -> None:
-        """Continue from a checkpoint written by `save_checkpoint` (any backend wrote it)."""
-        ckpt = load_checkpoint(path, self.backend, self.settings["dtype"])
-        meta = ckpt.meta
-        check_spec(meta["model"], self.model.spec(), "model", path)
-        check_spec(meta["optimizer"], self.optimizer.spec(), "optimizer", path)
-        check_spec(meta["schedule"], self.schedule.spec(), "schedule", path)
-        check_spec(meta["fit"], {k: self.settings[k] for k in _RESUME_KEYS}, "fit setting", path)
-        saved = [c["type"] for c in meta["callbacks"]]
-        if saved != [type(cb).__name__ for cb in self.callbacks]:
-            raise CheckpointError(
-                f"checkpoint {path} was saved with callbacks {saved} but this run has "
-                f"{[type(cb).__name__ for cb in self.callbacks]}; resume with the same callbacks"
-            )
-        self.params, self.opt_state = ckpt.trees["params"], ckpt.trees["opt_state"]
-        for i, (cb, saved_cb) in enumerate(zip(self.callbacks, meta["callbacks"], strict=True)):
-            prefix = f"callback{i}_"
-            trees = {k[len(prefix) :]: v for k, v in ckpt.trees.items() if k.startswith(prefix)}
-            cb.load_state_dict(saved_cb["state"], trees)
-        position = meta["position"]
-        self.epoch, self.step, self.samples = (position[k] for k in ("epoch", "step", "samples"))
-        self.schedule_state = meta["schedule_state"]
-        for k, state in meta["rng"].items():
-            self.rngs[k].bit_generator.state = state
-        self.history = History.from_dict(meta["history"])
-        if meta.get("stop_reason"):  # the run had stopped (early stopping, schedule): stay stopped
-            self.stop_training, self.stop_reason = True, meta["stop_reason"]
-
-
-_RESUME_KEYS = ("batch_size", "seed", "shuffle", "validation_split", "stratify")
 
 
 def fit(
@@ -256,7 +149,7 @@ def fit(
     be = backends.as_backend(backend)
     optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
     schedule = get_schedule(schedule)
-    _check_fit_args(epochs, batch_size, seed, validation_split, validation_data, params, resume)
+    check_fit_args(epochs, batch_size, seed, validation_split, validation_data, params, resume)
     if stratify is None:
         stratify = model.task == "classification"
     settings = dict(
@@ -273,38 +166,25 @@ def fit(
         config=config,
     )
     settings["metric"], settings["threshold"] = resolve_metric(model, metric)
-    data = _prepare_data(model, X, Y, be, settings, validation_data, class_weight, sample_weight)
+    data = prepare_data(model, X, Y, be, settings, validation_data, class_weight, sample_weight)
     run = Run(model, be, optimizer, schedule, settings, callbacks)
-    _check_monitors(run, data)
+    check_monitors(run, data)
     if resume is not None:
         run.restore(resume)
     elif params is None:
         run.params = model.init(seed=seed, backend=be, dtype=dtype)
     else:
-        run.params = _move_params(model, params, be, dtype)
+        run.params = move_params(model, params, be, dtype)
     if resume is None:
         run.opt_state = optimizer.init(run.params)
     with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
         return _Loop(run, data, log_every).train()
 
 
-def _move_params(model: MLP, params: Params, be: Any, dtype: str) -> Params:
-    """User-given parameters (host NumPy or any backend's arrays) on ``be`` in ``dtype``."""
-    model._check_params(params)
-
-    def move(p: Any) -> Any:
-        host = (
-            p if type(p).__module__.split(".")[0] == "numpy" else backends.backend_of(p).to_numpy(p)
-        )
-        return be.asarray(host, dtype)
-
-    return tree_map(move, params)
-
-
 class _Loop:
     """The epoch loop of one `fit` call."""
 
-    def __init__(self, run: Run, data: _FitData, log_every: int | None) -> None:
+    def __init__(self, run: Run, data: FitData, log_every: int | None) -> None:
         self.run, self.data = run, data
         be, s = run.backend, run.settings
         self.xp = be.xp
@@ -478,102 +358,5 @@ class _NonFinite(Exception):
     """Internal: raised inside the loop, turned into `TrainingDiverged` with the result."""
 
 
-def _prepare_data(
-    model: MLP,
-    X: Any,
-    Y: Any,
-    be: Any,
-    s: dict[str, Any],
-    validation_data: Any,
-    class_weight: Any,
-    sample_weight: Any,
-) -> _FitData:
-    """Check, split, weight and move the data once."""
-    out_name, loss_name = model.layers[-1].activation.name, model.loss_function.name
-    y = prepare_targets(Y, model.sizes[-1], out_name, loss_name)
-    x, y = check_training_data(X, y, model.sizes[0], model.sizes[-1])
-    compute_sample_weight(y, class_weight, sample_weight)  # validates against all rows
-    x_val = y_val = None
-    if s["validation_split"]:
-        train_idx, val_idx = validation_split(
-            y, s["validation_split"], s["seed"] + 2, s["stratify"]
-        )
-        x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
-        if sample_weight is not None:
-            sample_weight = _host.take_rows(sample_weight, train_idx)
-    elif validation_data is not None:
-        xv, yv = validation_data
-        y_val = prepare_targets(yv, model.sizes[-1], out_name, loss_name)
-        x_val, y_val = check_training_data(xv, y_val, model.sizes[0], model.sizes[-1])
-    w = compute_sample_weight(y, class_weight, sample_weight)
-    dtype = s["dtype"]
-    return _FitData(
-        x=be.asarray(x, dtype),
-        y=be.asarray(y, dtype),
-        w=None if w is None else be.asarray(w, dtype),
-        x_val=None if x_val is None else be.asarray(x_val, dtype),
-        y_val=None if y_val is None else be.asarray(y_val, dtype),
-    )
-
-
-def _check_fit_args(
-    epochs: Any,
-    batch_size: Any,
-    seed: Any,
-    validation_split: Any,
-    validation_data: Any,
-    params: Any,
-    resume: Any,
-) -> None:
-    ints = {"epochs": (epochs, 1), "batch_size": (batch_size, 1), "seed": (seed, 0)}
-    for name, (value, low) in ints.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}")
-    ok = isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
-    if not ok or not 0 <= validation_split < 1:
-        raise ValueError(
-            f"fit: validation_split must be a number in [0, 1), received {validation_split!r}"
-        )
-    if validation_split and validation_data is not None:
-        raise ValueError(
-            "fit: give validation_split or validation_data, not both "
-            f"(received validation_split={validation_split!r} and validation_data)"
-        )
-    if validation_data is not None and (
-        not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
-    ):
-        raise ValueError("fit: validation_data must be a pair (X_val, Y_val)")
-    if params is not None and resume is not None:
-        raise ValueError("fit: give params or resume, not both (a checkpoint holds its params)")
-
-
-def _check_monitors(run: Run, data: _FitData) -> None:
-    """Fail before training when a callback or schedule watches a column that will not exist."""
-    s = run.settings
-    columns = {"loss", "lr", "time", "samples_per_s"}
-    if s["metric"] and s["train_metrics"]:
-        columns.add(s["metric"])
-    if data.x_val is not None:
-        columns |= {"val_loss"} | ({f"val_{s['metric']}"} if s["metric"] else set())
-    watchers = [
-        (type(cb).__name__, cb.monitor)
-        for cb in run.callbacks
-        if isinstance(cb, _Monitor) and cb.watching
-    ]
-    if getattr(run.schedule, "monitor", None):
-        watchers.append((type(run.schedule).__name__, run.schedule.monitor))
-    for owner, monitor in watchers:
-        if monitor not in columns:
-            hint = " (val_* columns need validation_split or validation_data)"
-            hint = hint if monitor.startswith("val_") else ""
-            raise ValueError(
-                f"{owner} monitors {monitor!r}, but this run's history will have "
-                f"{sorted(columns)}; monitor one of those{hint}"
-            )
-
-
 def _dtype_name(params: Params) -> str:
     return str(params[0]["W"].dtype).rsplit(".", 1)[-1]
-
-
-__all__ += ["DataError"]

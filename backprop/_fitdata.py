@@ -1,0 +1,138 @@
+"""Preparing `backprop.fit`'s inputs: argument checks, data checked, split, weighted and moved
+to the backend once, user-given parameters moved, monitors checked before training."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import backends
+
+from . import _host
+from .callbacks import _Monitor
+from .data import check_training_data, compute_sample_weight, prepare_targets, validation_split
+from .model import MLP, Params
+from .run import Run
+from .tree import tree_map
+
+
+@dataclasses.dataclass
+class FitData:
+    """Training (and validation) arrays on the backend; ``w``: (N,) weights or None."""
+
+    x: Any
+    y: Any
+    w: Any
+    x_val: Any = None
+    y_val: Any = None
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+
+def move_params(model: MLP, params: Params, be: Any, dtype: str) -> Params:
+    """User-given parameters (host NumPy or any backend's arrays) on ``be`` in ``dtype``."""
+    model._check_params(params)
+
+    def move(p: Any) -> Any:
+        host = (
+            p if type(p).__module__.split(".")[0] == "numpy" else backends.backend_of(p).to_numpy(p)
+        )
+        return be.asarray(host, dtype)
+
+    return tree_map(move, params)
+
+
+def prepare_data(
+    model: MLP,
+    X: Any,
+    Y: Any,
+    be: Any,
+    s: dict[str, Any],
+    validation_data: Any,
+    class_weight: Any,
+    sample_weight: Any,
+) -> FitData:
+    """Check, split, weight and move the data once."""
+    out_name, loss_name = model.layers[-1].activation.name, model.loss_function.name
+    y = prepare_targets(Y, model.sizes[-1], out_name, loss_name)
+    x, y = check_training_data(X, y, model.sizes[0], model.sizes[-1])
+    compute_sample_weight(y, class_weight, sample_weight)  # validates against all rows
+    x_val = y_val = None
+    if s["validation_split"]:
+        train_idx, val_idx = validation_split(
+            y, s["validation_split"], s["seed"] + 2, s["stratify"]
+        )
+        x, x_val, y, y_val = x[train_idx], x[val_idx], y[train_idx], y[val_idx]
+        if sample_weight is not None:
+            sample_weight = _host.take_rows(sample_weight, train_idx)
+    elif validation_data is not None:
+        xv, yv = validation_data
+        y_val = prepare_targets(yv, model.sizes[-1], out_name, loss_name)
+        x_val, y_val = check_training_data(xv, y_val, model.sizes[0], model.sizes[-1])
+    w = compute_sample_weight(y, class_weight, sample_weight)
+    dtype = s["dtype"]
+    return FitData(
+        x=be.asarray(x, dtype),
+        y=be.asarray(y, dtype),
+        w=None if w is None else be.asarray(w, dtype),
+        x_val=None if x_val is None else be.asarray(x_val, dtype),
+        y_val=None if y_val is None else be.asarray(y_val, dtype),
+    )
+
+
+def check_fit_args(
+    epochs: Any,
+    batch_size: Any,
+    seed: Any,
+    validation_split: Any,
+    validation_data: Any,
+    params: Any,
+    resume: Any,
+) -> None:
+    ints = {"epochs": (epochs, 1), "batch_size": (batch_size, 1), "seed": (seed, 0)}
+    for name, (value, low) in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}")
+    ok = isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
+    if not ok or not 0 <= validation_split < 1:
+        raise ValueError(
+            f"fit: validation_split must be a number in [0, 1), received {validation_split!r}"
+        )
+    if validation_split and validation_data is not None:
+        raise ValueError(
+            "fit: give validation_split or validation_data, not both "
+            f"(received validation_split={validation_split!r} and validation_data)"
+        )
+    if validation_data is not None and (
+        not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2
+    ):
+        raise ValueError("fit: validation_data must be a pair (X_val, Y_val)")
+    if params is not None and resume is not None:
+        raise ValueError("fit: give params or resume, not both (a checkpoint holds its params)")
+
+
+def check_monitors(run: Run, data: FitData) -> None:
+    """Fail before training when a callback or schedule watches a column that will not exist."""
+    s = run.settings
+    columns = {"loss", "lr", "time", "samples_per_s"}
+    if s["metric"] and s["train_metrics"]:
+        columns.add(s["metric"])
+    if data.x_val is not None:
+        columns |= {"val_loss"} | ({f"val_{s['metric']}"} if s["metric"] else set())
+    watchers = [
+        (type(cb).__name__, cb.monitor)
+        for cb in run.callbacks
+        if isinstance(cb, _Monitor) and cb.watching
+    ]
+    if getattr(run.schedule, "monitor", None):
+        watchers.append((type(run.schedule).__name__, run.schedule.monitor))
+    for owner, monitor in watchers:
+        if monitor not in columns:
+            hint = " (val_* columns need validation_split or validation_data)"
+            hint = hint if monitor.startswith("val_") else ""
+            raise ValueError(
+                f"{owner} monitors {monitor!r}, but this run's history will have "
+                f"{sorted(columns)}; monitor one of those{hint}"
+            )
