@@ -10,7 +10,7 @@ import backends
 
 from . import _host
 from .callbacks import _Monitor
-from .data import check_training_data, compute_sample_weight, prepare_targets, validation_split
+from .data import compute_sample_weight, prepare_xy, validation_split
 from .model import MLP, Params
 from .run import Run
 from .tree import tree_map
@@ -31,17 +31,18 @@ class FitData:
         return int(self.x.shape[0])
 
 
+def host_xy(model: MLP, X: Any, Y: Any) -> tuple[Any, Any]:
+    """Host data checked for ``model``: NumPy ``(X, Y)`` (N, n_in), (N, n_out); integer labels
+    become one-hot rows for softmax outputs (`backprop.data.prepare_xy`)."""
+    output, loss = model.layers[-1].activation.name, model.loss_function.name
+    return prepare_xy(X, Y, model.sizes[0], model.sizes[-1], output, loss)
+
+
 def move_params(model: MLP, params: Params, be: Any, dtype: str) -> Params:
     """User-given parameters (host NumPy or any backend's arrays) on ``be`` in ``dtype``."""
     model._check_params(params)
 
-    def move(p: Any) -> Any:
-        host = (
-            p if type(p).__module__.split(".")[0] == "numpy" else backends.backend_of(p).to_numpy(p)
-        )
-        return be.asarray(host, dtype)
-
-    return tree_map(move, params)
+    return tree_map(lambda p: be.asarray(backends.backend_of(p).to_numpy(p), dtype), params)
 
 
 def prepare_data(
@@ -55,12 +56,10 @@ def prepare_data(
     sample_weight: Any,
 ) -> FitData:
     """Check, split, weight and move the data once."""
-    out_name, loss_name = model.layers[-1].activation.name, model.loss_function.name
-    y = prepare_targets(Y, model.sizes[-1], out_name, loss_name)
-    x, y = check_training_data(X, y, model.sizes[0], model.sizes[-1])
-    compute_sample_weight(y, class_weight, sample_weight)  # validates against all rows
+    x, y = host_xy(model, X, Y)
     x_val = y_val = None
     if s["validation_split"]:
+        compute_sample_weight(y, class_weight, sample_weight)  # checks them against all rows
         train_idx, val_idx = validation_split(
             y, s["validation_split"], s["seed"] + 2, s["stratify"]
         )
@@ -68,9 +67,7 @@ def prepare_data(
         if sample_weight is not None:
             sample_weight = _host.take_rows(sample_weight, train_idx)
     elif validation_data is not None:
-        xv, yv = validation_data
-        y_val = prepare_targets(yv, model.sizes[-1], out_name, loss_name)
-        x_val, y_val = check_training_data(xv, y_val, model.sizes[0], model.sizes[-1])
+        x_val, y_val = host_xy(model, *validation_data)
     w = compute_sample_weight(y, class_weight, sample_weight)
     dtype = s["dtype"]
     return FitData(
@@ -126,7 +123,7 @@ def check_monitors(run: Run, data: FitData) -> None:
         for cb in run.callbacks
         if isinstance(cb, _Monitor) and cb.watching
     ]
-    if getattr(run.schedule, "monitor", None):
+    if run.schedule.monitor:
         watchers.append((type(run.schedule).__name__, run.schedule.monitor))
     for owner, monitor in watchers:
         if monitor not in columns:

@@ -17,6 +17,7 @@ __all__ = [
     "compute_sample_weight",
     "one_hot",
     "prepare_targets",
+    "prepare_xy",
     "validation_split",
 ]
 
@@ -118,6 +119,13 @@ def prepare_targets(Y: Any, n_out: int, output: Any, loss: Any) -> np.ndarray:
     if loss in ("cross_entropy", "binary_cross_entropy"):
         _check_probabilities(y, loss)
     return y
+
+
+def prepare_xy(
+    X: Any, Y: Any, n_in: int, n_out: int, output: Any, loss: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """`prepare_targets` then `check_training_data`: host ``(X, Y)`` ready to move to a backend."""
+    return check_training_data(X, prepare_targets(Y, n_out, output, loss), n_in, n_out)
 
 
 def _labels_to_one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:

@@ -12,7 +12,9 @@ from typing import Any
 
 import backends
 
+from ._fitdata import host_xy
 from .metrics import get_metric
+from .model import dtype_name
 
 __all__ = ["evaluate", "evaluate_arrays", "resolve_metric"]
 
@@ -72,15 +74,11 @@ def evaluate(
     in the parameters' dtype; or arrays of another library already on that backend, used as
     they are.
     """
-    from .data import check_training_data, prepare_targets  # host-only helpers
-
     name, threshold = resolve_metric(model, metric)
     be = backends.backend_of(params[0]["W"]) if backend is None else backends.as_backend(backend)
-    dtype = str(params[0]["W"].dtype).rsplit(".", 1)[-1]
+    dtype = dtype_name(params)
     if _is_host(X):
-        output, loss = model.layers[-1].activation.name, model.loss_function.name
-        y_host = prepare_targets(Y, model.sizes[-1], output, loss)
-        x_host, y_host = check_training_data(X, y_host, model.sizes[0], model.sizes[-1])
+        x_host, y_host = host_xy(model, X, Y)
         X, Y = be.asarray(x_host, dtype), be.asarray(y_host, dtype)
     values = evaluate_arrays(model, params, X, Y, name, threshold)
     host = be.to_numpy(be.xp.stack(list(values.values())))

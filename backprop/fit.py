@@ -37,7 +37,7 @@ from .data import DataError
 from .diagnostics import gradient_flow
 from .evaluation import evaluate_arrays, resolve_metric
 from .history import History
-from .model import MLP, Params
+from .model import MLP, Params, dtype_name
 from .optimizers import Adam, Optimizer, get_optimizer
 from .run import Run
 from .schedules import Schedule, get_schedule
@@ -80,7 +80,7 @@ class FitResult:
 
     def predict(self, X: Any) -> Any:
         """Outputs for host inputs ``X`` (N, n_in), as a NumPy array."""
-        x = self.backend.asarray(X, _dtype_name(self.params))
+        x = self.backend.asarray(X, dtype_name(self.params))
         return self.backend.to_numpy(self.model.predict(self.params, x))
 
 
@@ -340,7 +340,7 @@ class _Loop:
 
     def _after_epoch(self, record: dict[str, float]) -> None:
         run = self.run
-        monitor = getattr(run.schedule, "monitor", None)
+        monitor = run.schedule.monitor
         run.schedule_state = run.schedule.end_epoch(
             run.schedule_state, record.get(monitor) if monitor else None, base_lr=self.base_lr
         )
@@ -356,7 +356,3 @@ class _Loop:
 
 class _NonFinite(Exception):
     """Internal: raised inside the loop, turned into `TrainingDiverged` with the result."""
-
-
-def _dtype_name(params: Params) -> str:
-    return str(params[0]["W"].dtype).rsplit(".", 1)[-1]

@@ -26,7 +26,7 @@ from .activations import ACTIVATIONS, get_activation
 from .layers import Dense
 from .losses import get_loss
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "dtype_name"]
 
 Params = list[dict[str, Any]]
 
@@ -290,6 +290,11 @@ def _check_float(xp: Any, name: str, arr: Any) -> None:
         raise TypeError(
             f"{name} must have a real floating dtype (float32 or float64), received {arr.dtype}"
         )
+
+
+def dtype_name(params: Params) -> str:
+    """The parameters' float dtype as a name ("float32" or "float64")."""
+    return str(params[0]["W"].dtype).rsplit(".", 1)[-1]
 
 
 def _check_dropout(dropout: float | Sequence[float], n_hidden: int) -> list[float]:
