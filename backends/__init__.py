@@ -7,6 +7,7 @@
 """
 
 from ._base import (
+    PRECISION_MODES,
     Availability,
     Backend,
     BackendError,
@@ -20,10 +21,12 @@ from ._registry import (
     backend_of,
     get_backend,
     known_backends,
+    library_versions,
     register_library,
 )
 
 __all__ = [
+    "PRECISION_MODES",
     "Availability",
     "Backend",
     "BackendError",
@@ -35,5 +38,6 @@ __all__ = [
     "backend_of",
     "get_backend",
     "known_backends",
+    "library_versions",
     "register_library",
 ]

@@ -4,13 +4,22 @@ A backend module (``_numpy.py``, ``_jax.py``, ...) defines one `Library` subclas
 the library, build its Array API namespace, resolve a device string, move host data in and out,
 wait for queued work and compile a pure function. `Backend` binds one `Library` to one device and
 is what the rest of the project passes around.
+
+Precision and determinism switches (`Backend.set_precision`, `Backend.set_deterministic`) change
+settings that are process-global in every library (JAX config, torch globals, CuPy's compute type,
+environment variables): they affect every backend object of that library in the process, not one
+device. `Backend.precision` and `Backend.determinism` are context managers that put the previous
+settings back on exit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import importlib.metadata
+import os
+import platform
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -27,6 +36,8 @@ FLOAT_DTYPES = ("float32", "float64")
 INDEX_DTYPES = (
     "int32",
 )  # batch indices; int32 is the one integer type every backend has by default
+PRECISION_MODES = ("default", "float32", "float64", "fast")
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"  # the value NVIDIA documents for reproducible cuBLAS results
 
 
 class BackendError(ValueError):
@@ -77,6 +88,39 @@ def parse_device(device: str | None) -> tuple[str, int | None]:
     return (kind, int(index) if index else None)
 
 
+def distribution_version(name: str) -> str:
+    """The installed version of distribution ``name``, or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def as_record(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Settings as a JSON-ready ``{str: str}`` record (None reads "None")."""
+    return {str(key): str(value) for key, value in settings.items()}
+
+
+def set_env(name: str, value: str | None) -> None:
+    """Set environment variable ``name``, or remove it when ``value`` is None."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def cpu_description() -> str:
+    """The CPU's model name where the OS says it cheaply (Linux), else its architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 class Library:
     """Adapter for one array library. Subclasses override what differs.
 
@@ -88,6 +132,9 @@ class Library:
     extra: str = ""
     import_name: str = ""
     auto_priority: int | None = None
+    # What `Backend` last set (None: never); process-global like the settings themselves.
+    _precision_mode: str | None = None
+    _deterministic: bool | None = None
 
     # -- discovery -----------------------------------------------------------------------------
     def probe(self) -> Availability:
@@ -147,6 +194,47 @@ class Library:
 
     def prepare_dtype(self, dtype: str) -> None:
         """Hook run before arrays of ``dtype`` are made (JAX enables x64 here)."""
+
+    # -- precision and determinism (process-global switches) -----------------------------------
+    # The defaults fit exact CPU libraries (NumPy, array-api-strict): float32 and float64 matmuls
+    # are IEEE BLAS calls with no reduced-precision mode, and results repeat run to run for a
+    # fixed BLAS thread count. Libraries with switches override all four hooks of a kind.
+    def precision_settings(self, device: Any) -> dict[str, Any]:
+        """The library's current precision settings, read back from it."""
+        return {"matmul": "IEEE float32/float64 (no reduced-precision mode to switch)"}
+
+    def set_precision(self, mode: str, device: Any) -> dict[str, str]:
+        """Apply precision ``mode`` (validated by `Backend`); return notes on what it did."""
+        return {}
+
+    def restore_precision(self, settings: Mapping[str, Any], device: Any) -> None:
+        """Put back settings returned by `precision_settings`."""
+
+    def determinism_settings(self, device: Any) -> dict[str, Any]:
+        """The library's current determinism settings, read back from it."""
+        return {"kernels": "deterministic run to run (CPU; fixed BLAS thread count)"}
+
+    def set_deterministic(self, flag: bool, device: Any) -> dict[str, str]:
+        """Ask for reproducible kernels (or allow faster ones); return notes on what it did."""
+        return {}
+
+    def restore_determinism(self, settings: Mapping[str, Any], device: Any) -> None:
+        """Put back settings returned by `determinism_settings`."""
+
+    # -- versions and description for a run manifest -------------------------------------------
+    def version(self) -> str:
+        """The library's version, "not installed", or why its import failed; never raises."""
+        try:
+            module = self.import_module()
+        except ImportError:
+            return "not installed"
+        except Exception as exc:  # a broken install (missing CUDA libraries, ...)
+            return f"import failed: {type(exc).__name__}: {exc}"
+        return str(getattr(module, "__version__", "unknown"))
+
+    def describe_device(self, device: Any) -> str:
+        """A short description of ``device`` (GPU model, CPU); cheap to compute."""
+        return cpu_description()
 
     # -- data movement and execution -----------------------------------------------------------
     def asarray(self, xp: Any, host: Any, dtype: Any, device: Any) -> Any:
@@ -253,3 +341,111 @@ class Backend:
     def quiet_float_errors(self) -> contextlib.AbstractContextManager:
         """Overflow and invalid operations give inf/NaN silently inside this context."""
         return self.library.quiet_float_errors()
+
+    # -- precision, determinism and the run manifest -------------------------------------------
+    def set_precision(self, mode: str) -> dict[str, str]:
+        """Set the library's matmul precision for this process; return what was set.
+
+        Parameters
+        ----------
+        mode : {"default", "float32", "float64", "fast"}
+            "default": the library's own defaults, as in a fresh process. "float32": no TF32 or
+            other reduced-precision float32 matmuls. "float64": the same, and float64 made
+            computable (JAX: ``jax_enable_x64``). "fast": TF32 (or bf16 passes) where the device
+            has them. The model's dtype is chosen separately.
+
+        Returns
+        -------
+        dict of str to str
+            JSON-ready: ``mode``, the library's settings read back after the switch, and notes,
+            e.g. ``{"mode": "float32", "jax_default_matmul_precision": "highest", ...}``.
+
+        Raises
+        ------
+        BackendError
+            ``mode`` is not one of the allowed modes.
+        BackendUnavailableError
+            "float64" on a backend or device without float64.
+        """
+        if mode not in PRECISION_MODES:
+            raise BackendError(
+                f"precision mode {mode!r} is not known; expected one of {list(PRECISION_MODES)}"
+            )
+        if mode == "float64" and not self.library.supports_dtype("float64"):
+            raise BackendUnavailableError(
+                f"backend {self.name!r} on {self.device_name} cannot compute in float64; use "
+                f"precision 'float32' (or 'default', 'fast') here, or a backend and device with "
+                f"float64 (e.g. 'numpy', or 'jax' on cpu)"
+            )
+        notes = self.library.set_precision(mode, self.device)
+        self.library._precision_mode = mode
+        return {"mode": mode, **as_record(self.library.precision_settings(self.device)), **notes}
+
+    @contextlib.contextmanager
+    def precision(self, mode: str) -> Iterator[dict[str, str]]:
+        """`set_precision` for the ``with`` block; the previous settings come back on exit."""
+        saved = self.library.precision_settings(self.device)
+        saved_mode = self.library._precision_mode
+        try:
+            yield self.set_precision(mode)
+        finally:
+            self.library.restore_precision(saved, self.device)
+            self.library._precision_mode = saved_mode
+
+    def set_deterministic(self, flag: bool) -> dict[str, str]:
+        """Ask the library for reproducible kernels (True) or allow faster ones (False).
+
+        Process-global like `set_precision`; some settings only take effect before the library
+        starts its GPU runtime, and the record says so where that was too late. Returns a
+        JSON-ready record: ``deterministic``, the settings read back, and notes.
+        """
+        if not isinstance(flag, bool):
+            raise BackendError(f"deterministic must be True or False, received {flag!r}")
+        notes = self.library.set_deterministic(flag, self.device)
+        self.library._deterministic = flag
+        settings = as_record(self.library.determinism_settings(self.device))
+        return {"deterministic": str(flag), **settings, **notes}
+
+    @contextlib.contextmanager
+    def determinism(self, flag: bool = True) -> Iterator[dict[str, str]]:
+        """`set_deterministic` for the ``with`` block; the previous settings come back on exit."""
+        saved = self.library.determinism_settings(self.device)
+        saved_flag = self.library._deterministic
+        try:
+            yield self.set_deterministic(flag)
+        finally:
+            self.library.restore_determinism(saved, self.device)
+            self.library._deterministic = saved_flag
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-ready description of this backend for a run manifest.
+
+        Backend, device (and its model where cheap to ask), library and version, the versions of
+        Python, NumPy, array-api-compat and this project ("backprop-xp"), the platform, and the
+        current precision and determinism settings (``mode``/``deterministic`` say what was last
+        set through a `Backend`, "unset" when nothing was).
+        """
+        lib = self.library
+        try:
+            description = lib.describe_device(self.device)
+        except Exception as exc:  # a description is optional; never fail a run over it
+            description = f"unknown ({type(exc).__name__}: {exc})"
+        mode = lib._precision_mode or "unset"
+        flag = "unset" if lib._deterministic is None else str(lib._deterministic)
+        return {
+            "backend": self.name,
+            "device": self.device_name,
+            "device_description": description,
+            "library": lib.import_name or lib.name,
+            "library_version": lib.version(),
+            "python": platform.python_version(),
+            "numpy": distribution_version("numpy"),
+            "array_api_compat": distribution_version("array-api-compat"),
+            "backprop_xp": distribution_version("backprop-xp"),
+            "platform": platform.platform(),
+            "precision": {"mode": mode, **as_record(lib.precision_settings(self.device))},
+            "deterministic": {
+                "deterministic": flag,
+                **as_record(lib.determinism_settings(self.device)),
+            },
+        }

@@ -20,7 +20,14 @@ from ._numpy import NumpyLibrary
 from ._strict import StrictLibrary
 from ._torch import TorchLibrary
 
-__all__ = ["as_backend", "available_backends", "get_backend", "known_backends", "register_library"]
+__all__ = [
+    "as_backend",
+    "available_backends",
+    "get_backend",
+    "known_backends",
+    "library_versions",
+    "register_library",
+]
 
 _LIBRARIES: dict[str, Library] = {}
 
@@ -52,6 +59,14 @@ def available_backends() -> dict[str, Availability]:
     The probe imports each library and runs one tiny computation, once per process.
     """
     return {name: _probe(name) for name in _LIBRARIES}
+
+
+def library_versions() -> dict[str, str]:
+    """``{name: version}`` for every known backend's library: "not installed" when missing.
+
+    Imports each installed library (no device work), so it answers where a probe would fail.
+    """
+    return {name: library.version() for name, library in _LIBRARIES.items()}
 
 
 def _unknown_name(name: str) -> UnknownBackendError:
