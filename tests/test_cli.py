@@ -1,38 +1,285 @@
-"""The command line: the main digits job, the backends table, exit codes and messages."""
+"""The command line: train, evaluate, gradcheck, backends; run directories; exit codes."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 
 import backends
-from backprop import cli
+from backprop import activations, cli
+from backprop.checkpoint import load_checkpoint
+from backprop.config import tomllib
+
+ROOT = pathlib.Path(__file__).parent.parent
+CONFIGS = ROOT / "configs"
 
 
-def test_digits_trains_and_reports_held_out_accuracy(capsys):
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def needs_sklearn():
     pytest.importorskip("sklearn", reason="the digits data ships with scikit-learn")
-    assert cli.main(["digits", "--epochs", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "1348 train / 449 held-out images" in out
-    accuracy = float(out.split("held-out accuracy ")[1].split("%")[0])
-    assert accuracy > 90.0  # 5 epochs of SGD+momentum; 30 epochs reach 98%
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_digits_optimizers_reach_97_percent(capsys, optimizer):
-    pytest.importorskip("sklearn", reason="the digits data ships with scikit-learn")
-    assert cli.main(["digits", "--optimizer", optimizer]) == 0
-    out = capsys.readouterr().out
-    assert float(out.split("held-out accuracy ")[1].split("%")[0]) >= 97.0
+# -- train ---------------------------------------------------------------------------------------
+def test_train_writes_a_complete_run_directory(capsys, tmp_path):
+    needs_sklearn()
+    run = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys, "train", CONFIGS / "digits.toml", "--run-dir", run, "--set", "training.epochs=3"
+    )
+    assert code == 0, err
+    assert "digits: 1213 train + 135 validation / 449 test rows" in out
+    assert "backend numpy" in out and "trained 3 epoch(s)" in out
+    assert f"run directory: {run}" in out
+    files = {p.name for p in run.iterdir()}
+    assert {"model.npz", "last.npz", "history.csv", "config.toml", "manifest.json"} <= files
+    # the resolved config runs again and holds the override
+    resolved = tomllib.loads((run / "config.toml").read_text())
+    assert resolved["training"]["epochs"] == 3 and resolved["model"]["hidden_sizes"] == [64]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["backend"]["backend"] == "numpy"
+    assert manifest["backend"]["numpy"] == np.__version__
+    assert manifest["backend"]["precision"]["mode"] == "default"
+    assert manifest["result"]["epochs"] == 3
+    assert set(manifest["files"]) == files
+    test_accuracy = manifest["result"]["test"]["accuracy"]
+    assert f"test: loss {manifest['result']['test']['loss']:.4g}, accuracy" in out
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,loss,accuracy") and len(history) == 4
+    # the model file carries the spec, the params and the resolved config
+    ckpt = load_checkpoint(run / "model.npz")
+    assert ckpt.meta["model"]["sizes"] == [64, 64, 10]
+    assert ckpt.meta["config"]["resolved"] == resolved
+    # evaluate on the run directory gives the same held-out accuracy
+    code, out, err = run_cli(capsys, "evaluate", run)
+    assert code == 0, err
+    assert "its 449 held-out test rows" in out
+    assert f"{test_accuracy:.2%}" in out
 
 
-def test_backends_lists_every_known_backend(capsys):
-    assert cli.main(["backends"]) == 0
-    out = capsys.readouterr().out
-    for name in backends.known_backends():
-        assert name in out
+def test_plot_or_a_note_when_matplotlib_is_missing(capsys, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    code, out, _ = run_cli(
+        capsys, "train", CONFIGS / "xor.toml", "--run-dir", run, "--set", "training.epochs=3"
+    )
+    assert code == 0
+    png = run / "curves.png"
+    if pytest.importorskip("matplotlib", reason="plots need matplotlib"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    run2 = tmp_path / "run2"
+    code, out, _ = run_cli(
+        capsys, "train", CONFIGS / "xor.toml", "--run-dir", run2, "--set", "training.epochs=3"
+    )
+    assert code == 0
+    assert "note: matplotlib is not installed, so curves.png was skipped" in out
+    assert not (run2 / "curves.png").exists()
+    manifest = json.loads((run2 / "manifest.json").read_text())
+    assert "pip install 'backprop-xp[plot]'" in manifest["plot"]
 
 
-def test_unknown_backend_exits_2_with_the_allowed_names(capsys):
-    assert cli.main(["digits", "--backend", "nunpy"]) == 2
-    err = capsys.readouterr().err
-    assert "unknown backend 'nunpy'" in err and "did you mean 'numpy'" in err
+def test_run_directories_are_never_overwritten(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("precious")
+    code, _, err = run_cli(capsys, "train", CONFIGS / "xor.toml", "--run-dir", run)
+    assert code == 2
+    assert "already exists and is not empty" in err and "Traceback" not in err
+    assert (run / "keep.txt").read_text() == "precious"
+
+
+def test_default_run_directory_is_new_each_time(capsys, tmp_path):
+    args = ["train", CONFIGS / "xor.toml", "--set", "training.epochs=2"]
+    args += ["--set", f"training.run_dir='{tmp_path}'"]
+    assert run_cli(capsys, *args)[0] == 0
+    assert run_cli(capsys, *args)[0] == 0
+    runs = sorted(p.name for p in tmp_path.iterdir())
+    assert len(runs) == 2 and all(r.startswith("xor-") for r in runs)
+
+
+def test_full_digits_run_reaches_97_percent(capsys):
+    needs_sklearn()
+    code, out, err = run_cli(capsys, "train", CONFIGS / "digits.toml", "--no-save")
+    assert code == 0, err
+    accuracy = float(out.split("test: loss ")[1].split("accuracy ")[1].split("%")[0])
+    assert accuracy >= 97.0
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def xor_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("xor") / "run"
+    assert cli.main(["train", str(CONFIGS / "xor.toml"), "--run-dir", str(run), "--quiet"]) == 0
+    return run
+
+
+def test_evaluate_on_user_files_and_other_backends(capsys, tmp_path, xor_run, backend):
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([0, 1, 1, 0])
+    np.savez(tmp_path / "xor.npz", X=X, y=y.astype(float))
+    (tmp_path / "xor.csv").write_text(
+        "a,b,label\n" + "".join(f"{a},{b},{t}\n" for (a, b), t in zip(X, y, strict=True))
+    )
+    for data in ("xor.npz", "xor.csv"):
+        extra = ["--target", "label"] if data.endswith(".csv") else []
+        code, out, err = run_cli(
+            capsys,
+            "evaluate",
+            xor_run,
+            "--data",
+            tmp_path / data,
+            "--backend",
+            backend.name,
+            *extra,
+        )
+        assert code == 0, err
+        assert "accuracy   100.00%" in out
+    for name in ("last.npz", "model.npz"):
+        assert run_cli(capsys, "evaluate", xor_run / name, "--backend", backend.name)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "nothing.npz"], "does not exist"),
+        (["--data", "x.txt"], "neither a .npz or .csv file nor a dataset name"),
+        (["--data", "{tmp}/xor.csv"], "pass --target COLUMN"),
+    ],
+)
+def test_evaluate_errors_exit_2(capsys, tmp_path, xor_run, argv, message):
+    (tmp_path / "xor.csv").write_text("a,b,label\n0,0,0\n0,1,1\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, _, err = run_cli(capsys, "evaluate", xor_run, *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_evaluate_refuses_foreign_or_missing_files(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", tmp_path)
+    assert code == 2 and "does not exist" in err
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    code, _, err = run_cli(capsys, "evaluate", tmp_path / "junk.npz")
+    assert code == 2 and "junk.npz" in err
+
+
+# -- gradcheck -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", ["xor", "intents"])
+def test_gradcheck_passes_on_every_backend(capsys, backend, config):
+    code, out, err = run_cli(
+        capsys, "gradcheck", CONFIGS / f"{config}.toml", "--backend", backend.name
+    )
+    assert code == 0, out + err
+    assert f"vs backprop on {backend.name}" in out
+    assert "max relative error" in out and ": ok" in out
+    assert out.count(" -> ") == 2  # one row per layer (both configs have two)
+
+
+def test_gradcheck_catches_a_wrong_derivative(capsys, monkeypatch):
+    sigmoid = activations.get_activation("sigmoid")
+    right = type(sigmoid).derivative
+    monkeypatch.setattr(
+        type(sigmoid), "derivative", lambda self, xp, z, a: 1.1 * right(self, xp, z, a)
+    )
+    code, out, _ = run_cli(capsys, "gradcheck", CONFIGS / "xor.toml")
+    assert code == 1
+    assert "FAILED" in out
+
+
+# -- backends ------------------------------------------------------------------------------------
+def test_backends_table_explains_every_backend(capsys):
+    code, out, _ = run_cli(capsys, "backends")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["backend", "usable", "version", "devices"]
+    for name, availability in backends.available_backends().items():
+        (row,) = [line for line in lines if line.startswith(name + " ")]
+        assert ("yes" if availability.ok else "no") in row.split()[1]
+        if not availability.ok:
+            assert availability.reason in row
+    if not backends.available_backends()["cupy"].ok:  # this machine: no GPU
+        assert "cupy" in out and ("CUDA" in out or "not installed" in out)
+
+
+# -- exit codes ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "nothing.toml"], "no such file; shipped configs:"),
+        (["train", "{xor}", "--set", "training.epoch=3"], "did you mean 'epochs'?"),
+        (["train", "{xor}", "--set", "nonsense"], "expected section.key=value"),
+        (["train", "{xor}", "--backend", "nunpy"], "unknown backend 'nunpy'"),
+        (["train", "{xor}", "--device", "gpu:7"], "gpu:7"),
+        (["gradcheck", "{xor}", "--set", "model.hidden=rleu"], "did you mean 'relu'?"),
+        (
+            [
+                "train",
+                "{xor}",
+                "--set",
+                "data.name=csv",
+                "--set",
+                "data.path=none.csv",
+                "--set",
+                "data.target=y",
+            ],
+            "does not exist",
+        ),
+    ],
+)
+def test_usage_config_and_data_errors_exit_2_without_traceback(capsys, argv, message):
+    argv = [a.replace("{xor}", str(CONFIGS / "xor.toml")) for a in argv]
+    code, _, err = (
+        run_cli(capsys, *argv, "--no-save") if argv[0] == "train" else run_cli(capsys, *argv)
+    )
+    assert code == 2, err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_unusable_backend_exits_2_with_the_reason(capsys):
+    availability = backends.available_backends()["cupy"]
+    if availability.ok:
+        pytest.skip("cupy is usable here")
+    code, _, err = run_cli(capsys, "train", CONFIGS / "xor.toml", "--backend", "cupy", "--no-save")
+    assert code == 2 and availability.reason in err
+
+
+def test_divergence_exits_1(capsys):
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        CONFIGS / "xor.toml",
+        "--no-save",
+        "--set",
+        "model.output=identity",  # sigmoid outputs saturate instead of overflowing
+        "--set",
+        "optimizer.lr=1e300",
+        "--set",
+        "training.epochs=5",
+    )
+    assert code == 1
+    assert "TrainingDiverged" in err and "Traceback" not in err
+
+
+def test_argparse_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        cli.main(["frobnicate"])
+    assert info.value.code == 2
+
+
+def test_console_script_and_module_are_the_same():
+    out = subprocess.run(
+        [sys.executable, "-m", "backprop", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 0
+    for command in ("train", "evaluate", "gradcheck", "backends"):
+        assert command in out.stdout

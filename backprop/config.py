@@ -1,0 +1,699 @@
+"""Run configurations: a TOML file -> one validated, typed `Config`.
+
+Host-only module. A config has five sections (see ``configs/*.toml`` and docs/configs.md)::
+
+    [backend]    name, device, dtype, precision, deterministic
+    [data]       name, test_fraction, standardize, standardize_targets, + the dataset's options
+    [model]      hidden_sizes, hidden, output, loss, alpha, dropout
+    [optimizer]  name, clip_norm, + the optimizer's hyperparameters; [optimizer.schedule]
+    [training]   epochs, batch_size, seed, shuffle, validation_split, metric, class_weight, ...;
+                 [training.early_stopping], [training.checkpoint]
+
+`load_config` parses the file with ``tomllib`` (never ``eval``), applies ``--set`` overrides and
+validates everything at once, before any data is loaded or any backend touched: every problem is
+collected and `ConfigError` lists them all, each naming the key, what was received and what is
+allowed (and, for an unknown key or name, the closest valid one).
+
+To add a key: add a field with `_key(...)` to the section's dataclass; the validator, the
+defaults and the resolved config written to each run directory all follow from it.
+"""
+
+# ruff: noqa: RUF009  (`_key` returns a dataclasses.field, as `field(...)` defaults do)
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+import pathlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = [
+    "BackendConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "TrainingConfig",
+    "config_from_dict",
+    "dump_toml",
+    "load_config",
+    "parse_override",
+]
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; ``problems`` lists every problem found (one line each)."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, list(problems)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"config {source}: {count}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# -- value kinds and checks ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What a key accepts: a description for messages and a test on the TOML value."""
+
+    described: str
+    test: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+INT = Kind("an integer", _is_int)
+FLOAT = Kind("a finite number", _is_number, float)
+BOOL = Kind("true or false", lambda v: isinstance(v, bool))
+STR = Kind("a string", lambda v: isinstance(v, str))
+
+
+def list_of(kind: Kind, *, empty: bool = True) -> Kind:
+    return Kind(
+        f"a list of {kind.described.removeprefix('an ').removeprefix('a ')}s",
+        lambda v: isinstance(v, list) and (empty or bool(v)) and all(kind.test(x) for x in v),
+        lambda v: [kind.convert(x) for x in v],
+    )
+
+
+def either(*kinds: Kind) -> Kind:
+    def convert(v: Any) -> Any:
+        return next(k.convert(v) for k in kinds if k.test(v))
+
+    return Kind(
+        " or ".join(k.described for k in kinds), lambda v: any(k.test(v) for k in kinds), convert
+    )
+
+
+Check = Callable[[Any], str | None]  # None when fine, else what is allowed
+
+
+def at_least(low: float) -> Check:
+    def check(v: Any) -> str | None:
+        values = v if isinstance(v, list) else [v]
+        return None if all(x >= low for x in values) else f">= {low}"
+
+    return check
+
+
+def fraction(*, closed_high: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        values = v if isinstance(v, list) else [v]
+        ok = all(0 <= x <= 1 if closed_high else 0 <= x < 1 for x in values)
+        return None if ok else f"in [0, 1{']' if closed_high else ')'}"
+
+    return check
+
+
+def one_of(*allowed: str) -> Check:
+    return lambda v: None if v in allowed else f"one of {list(allowed)}"
+
+
+def _key(default: Any, kind: Kind, check: Check | None = None, doc: str = "") -> Any:
+    """A config key: its default (``dataclasses.MISSING``: required), kind and range check."""
+    meta = {"kind": kind, "check": check, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: default.copy(), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+# -- sections --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class BackendConfig:
+    """Where to train. ``precision``: "default" (the library's own), "float32" (no TF32 or
+    reduced-precision matmuls), "float64" (double precision; sets ``dtype``), "fast" (TF32/bf16
+    where the device has it). ``deterministic``: ask the library for reproducible kernels."""
+
+    name: str = _key("numpy", STR, doc="numpy, jax, torch, cupy, array_api_strict or auto")
+    device: str = _key("default", STR, doc="default, cpu, gpu or gpu:N")
+    dtype: str = _key("float32", STR, one_of("float32", "float64"))
+    precision: str = _key("default", STR, one_of("default", "float32", "float64", "fast"))
+    deterministic: bool = _key(False, BOOL)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The dataset (``backprop.datasets``) and its options; ``test_fraction`` of the rows is held
+    out for the final evaluation (0: evaluate on the training rows); ``standardize`` z-scores
+    the features (statistics of the training rows), ``standardize_targets`` the regression
+    targets. Any other key is an option of the dataset's loader (``path``, ``noise``, ...)."""
+
+    name: str = _key(dataclasses.MISSING, STR)
+    test_fraction: float = _key(0.25, FLOAT, fraction())
+    standardize: bool = _key(False, BOOL)
+    standardize_targets: bool = _key(False, BOOL)
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The MLP: input and output sizes come from the data; ``hidden_sizes`` are the hidden
+    layers' widths. ``hidden``: one activation or one per hidden layer."""
+
+    hidden_sizes: list = _key([], list_of(INT), at_least(1))
+    hidden: Any = _key("relu", either(STR, list_of(STR)))
+    output: str = _key("identity", STR)
+    loss: str = _key("mse", STR)
+    alpha: float = _key(0.0, FLOAT, at_least(0))
+    dropout: Any = _key(0.0, either(FLOAT, list_of(FLOAT)), fraction())
+
+    def build(self, n_in: int, n_out: int) -> Any:
+        from .model import MLP
+
+        return MLP(
+            [n_in, *self.hidden_sizes, n_out],
+            hidden=self.hidden,
+            output=self.output,
+            loss=self.loss,
+            alpha=self.alpha,
+            dropout=self.dropout,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """``[optimizer.schedule]``: a schedule name (``backprop.schedules``) and its options."""
+
+    name: str = _key("constant", STR)
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def build(self) -> Any:
+        from .schedules import get_schedule
+
+        return get_schedule(self.name, **self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """An optimizer name (``backprop.optimizers``) and its hyperparameters (``lr``,
+    ``momentum``, ..., ``clip_norm``), and the learning-rate ``schedule``."""
+
+    name: str = _key("sgd", STR)
+    options: dict = dataclasses.field(default_factory=dict)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+
+    def build(self) -> Any:
+        from .optimizers import get_optimizer
+
+        return get_optimizer(self.name, **self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStoppingConfig:
+    """``[training.early_stopping]``: present means on (``backprop.callbacks.EarlyStopping``)."""
+
+    monitor: str = _key("val_loss", STR)
+    patience: int = _key(10, INT, at_least(0))
+    min_delta: float = _key(0.0, FLOAT, at_least(0))
+    mode: str = _key("auto", STR, one_of("auto", "min", "max"))
+    restore_best: bool = _key(True, BOOL)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """``[training.checkpoint]``: ``last.npz`` every ``every`` epochs (0: only at the end) in the
+    run directory, ``best.npz`` when ``monitor`` improves (with ``keep_best``; a ``val_``
+    monitor needs a validation split, without one no best.npz is written)."""
+
+    every: int = _key(0, INT, at_least(0))
+    keep_best: bool = _key(True, BOOL)
+    monitor: str = _key("val_loss", STR)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The `backprop.fit` settings, and where the run directory goes (``run_dir``)."""
+
+    epochs: int = _key(10, INT, at_least(1))
+    batch_size: int = _key(32, INT, at_least(1))
+    seed: int = _key(0, INT, at_least(0))
+    shuffle: bool = _key(True, BOOL)
+    validation_split: float = _key(0.0, FLOAT, fraction())
+    metric: str = _key("auto", STR, one_of("auto", "accuracy", "r2", "none"))
+    class_weight: Any = _key(
+        "none", either(STR, Kind("a table of class -> weight", lambda v: isinstance(v, dict)))
+    )
+    diagnostics: bool = _key(False, BOOL)
+    run_dir: str = _key("runs", STR, doc="parent directory of the run directories")
+    history_format: str = _key("csv", STR, one_of("csv", "json"))
+    early_stopping: EarlyStoppingConfig | None = None
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole validated run configuration; ``source`` names where it came from."""
+
+    backend: BackendConfig
+    data: DataConfig
+    model: ModelConfig
+    optimizer: OptimizerConfig
+    training: TrainingConfig
+    source: str = "<dict>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config (every default filled in) as TOML-ready nested dicts;
+        ``config_from_dict(c.to_dict())`` gives the same config back."""
+        return {
+            "backend": _plain(self.backend),
+            "data": _plain(self.data),
+            "model": _plain(self.model),
+            "optimizer": _plain(self.optimizer),
+            "training": _plain(self.training),
+        }
+
+
+def _plain(section: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.name == "options":
+            out.update(value)
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = _plain(value)
+        elif value is not None:
+            out[f.name] = value
+    return out
+
+
+SECTIONS: dict[str, type] = {
+    "backend": BackendConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "training": TrainingConfig,
+}
+SUBTABLES: dict[tuple[str, str], type] = {
+    ("optimizer", "schedule"): ScheduleConfig,
+    ("training", "early_stopping"): EarlyStoppingConfig,
+    ("training", "checkpoint"): CheckpointConfig,
+}
+
+
+# -- loading ---------------------------------------------------------------------------------
+def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Config:
+    """Read, override and validate a TOML config file.
+
+    ``overrides`` are ``"section.key=value"`` strings (the CLI's ``--set``); the value is read as
+    a TOML value (``5``, ``0.1``, ``true``, ``[64, 32]``, ``"relu"``), or as a plain string
+    when it is not one (``--set backend.name=jax``).
+    """
+    path = pathlib.Path(path)
+    source = str(path)
+    if not path.is_file():
+        hint = f"; shipped configs: {_shipped()}" if _shipped() else ""
+        raise ConfigError(source, [f"no such file{hint}"])
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not a UTF-8 text file ({exc})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    return config_from_dict(raw, source=source, overrides=overrides)
+
+
+def _shipped() -> list[str]:
+    root = pathlib.Path(__file__).resolve().parent.parent / "configs"
+    return sorted(str(p.relative_to(root.parent)) for p in root.glob("*.toml"))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"training.epochs=5"`` -> ``(["training", "epochs"], 5)``; raises ValueError."""
+    key, sep, value = text.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < 2 or not all(parts):
+        raise ValueError(
+            f"--set {text!r} is not understood: expected section.key=value, "
+            "e.g. --set training.epochs=5 or --set optimizer.schedule.name=cosine"
+        )
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()  # a bare word such as jax or relu
+    return parts, parsed
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[str]) -> None:
+    for text in overrides:
+        try:
+            parts, value = parse_override(text)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        table = raw
+        for part in parts[:-1]:
+            nxt = table.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                problems.append(f"--set {text}: {part!r} is a value, not a table")
+                break
+            table = nxt
+        else:
+            table[parts[-1]] = value
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, source: str = "<dict>", overrides: list[str] = ()
+) -> Config:
+    """Validate a parsed config (nested dicts as ``tomllib`` returns) and build a `Config`.
+
+    Raises `ConfigError` listing every problem.
+    """
+    raw = _deep_copy(raw)
+    problems: list[str] = []
+    _apply_overrides(raw, list(overrides), problems)
+    for name in raw:
+        if name not in SECTIONS:
+            problems.append(
+                f"[{name}]: unknown section; {_closest(name, list(SECTIONS))}"
+                f"expected sections: {list(SECTIONS)}"
+            )
+    if "data" not in raw:
+        problems.append("[data]: missing section; it needs at least name = '<dataset>'")
+    sections: dict[str, Any] = {}
+    clean: set[str] = set()  # sections without problems: only those get the deeper checks
+    for name, cls in SECTIONS.items():
+        table = raw.get(name, {})
+        before = len(problems)
+        if not isinstance(table, dict):
+            problems.append(f"{name}: expected a [{name}] table, received {table!r}")
+            table = {}
+        sections[name] = _section(name, cls, table, problems)
+        if len(problems) == before:
+            clean.add(name)
+    _cross_checks(raw, sections, clean, problems)
+    if problems:
+        raise ConfigError(source, problems)
+    return Config(**sections, source=source)
+
+
+def _deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_deep_copy(v) for v in raw]
+    return raw
+
+
+def _section(where: str, cls: type, table: dict[str, Any], problems: list[str]) -> Any:
+    """Check ``table`` against the dataclass ``cls``; unknown keys go to ``options`` when the
+    section has them (they are checked later, against the named component)."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "options"}
+    has_options = any(f.name == "options" for f in dataclasses.fields(cls))
+    values: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    label = ".".join(where.split("."))
+    for key, value in table.items():
+        sub = SUBTABLES.get((where, key))
+        if sub is not None:
+            if not isinstance(value, dict):
+                problems.append(
+                    f"[{label}] {key}: expected a [{label}.{key}] table, received {value!r}"
+                )
+                continue
+            values[key] = _section(f"{where}.{key}", sub, value, problems)
+        elif key in fields:
+            values[key] = _value(f"[{label}] {key}", fields[key], value, problems)
+        elif has_options:
+            options[key] = value
+        else:
+            valid = [*fields]
+            problems.append(
+                f"[{label}] {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
+            )
+    for name, f in fields.items():
+        if (
+            name not in values
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
+            problems.append(f"[{label}] {name}: required key is missing")
+    if has_options:
+        values["options"] = options
+    try:
+        return cls(**values)
+    except TypeError:  # a missing required key, already reported
+        return None
+
+
+def _value(where: str, f: dataclasses.Field, value: Any, problems: list[str]) -> Any:
+    kind: Kind = f.metadata["kind"]
+    if not kind.test(value):
+        problems.append(f"{where}: expected {kind.described}, received {value!r}")
+        return value
+    value = kind.convert(value)
+    check = f.metadata["check"]
+    allowed = check(value) if check is not None else None
+    if allowed is not None:
+        problems.append(f"{where}: expected {allowed}, received {value!r}")
+    return value
+
+
+# -- checks across keys and against the registries ---------------------------------------------
+def _cross_checks(
+    raw: dict[str, Any], s: dict[str, Any], clean: set[str], problems: list[str]
+) -> None:
+    """Names against the registries and keys against each other, for the sections whose
+    keys passed the type and range checks (so every problem is reported once)."""
+    if "backend" in clean:
+        _check_backend(raw.get("backend", {}), s, problems)
+    if "data" in clean:
+        _check_dataset(s["data"], problems)
+    if "model" in clean:
+        _check_model(s["model"], problems)
+    if "optimizer" in clean:
+        _check_component("optimizer", s["optimizer"], problems)
+        _check_component("optimizer.schedule", s["optimizer"].schedule, problems)
+    if "training" in clean:
+        _check_training(s["training"], problems)
+    if {"data", "model"} <= clean and s["data"].standardize_targets and s["model"].loss != "mse":
+        problems.append(
+            f"[data] standardize_targets = true is for regression targets, but [model] loss = "
+            f"{s['model'].loss!r} takes class targets; remove standardize_targets"
+        )
+
+
+def _check_backend(raw: dict[str, Any], s: dict[str, Any], problems: list[str]) -> None:
+    import backends
+    from backends._base import parse_device
+
+    be: BackendConfig = s["backend"]
+    allowed = [*backends.known_backends(), "auto"]
+    if be.name not in allowed:
+        problems.append(
+            f"[backend] name: unknown backend {be.name!r}; {_closest(be.name, allowed)}"
+            f"expected one of {allowed}"
+        )
+    if be.device != "default":
+        try:
+            parse_device(be.device)
+        except backends.BackendError as exc:
+            problems.append(f"[backend] device: {exc}")
+    if be.precision == "float64":
+        if "dtype" in raw and be.dtype != "float64":
+            problems.append(
+                f"[backend] precision = 'float64' computes in float64 but dtype = {be.dtype!r}; "
+                "remove dtype or set it to 'float64'"
+            )
+        s["backend"] = dataclasses.replace(be, dtype="float64")
+
+
+def _check_dataset(data: DataConfig, problems: list[str]) -> None:
+    from .datasets import DATASETS, dataset_parameters
+
+    if data.name not in DATASETS:
+        problems.append(
+            f"[data] name: unknown dataset {data.name!r}; {_closest(data.name, list(DATASETS))}"
+            f"expected one of {list(DATASETS)}"
+        )
+        return
+    _check_options(
+        f"[data] (dataset {data.name!r})",
+        data.options,
+        dataset_parameters(data.name),
+        problems,
+        fixed=[f.name for f in dataclasses.fields(DataConfig)][:-1],
+    )
+
+
+def _check_options(
+    where: str,
+    options: dict[str, Any],
+    parameters: dict[str, inspect.Parameter],
+    problems: list[str],
+    fixed: list[str] = (),
+) -> None:
+    """Option names against a callable's keyword parameters; types against their defaults."""
+    valid = [*fixed, *parameters]
+    for key, value in options.items():
+        if key not in parameters:
+            problems.append(
+                f"{where} {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
+            )
+            continue
+        kind = _kind_of(parameters[key])
+        if kind.test(value):
+            options[key] = kind.convert(value)
+        else:
+            problems.append(f"{where} {key}: expected {kind.described}, received {value!r}")
+    for name, p in parameters.items():
+        if p.default is inspect.Parameter.empty and name not in options:
+            problems.append(f"{where} {name}: required key is missing")
+
+
+def _kind_of(parameter: inspect.Parameter) -> Kind:
+    """The kind a keyword parameter takes, from its annotation (a string under ``from
+    __future__ import annotations``, e.g. ``"int | None"``), else from its default."""
+    text = parameter.annotation if isinstance(parameter.annotation, str) else ""
+    text = re.sub(r"(Sequence|list)\[str\]", "strlist", text)
+    tokens = set(re.findall(r"\w+", text))
+    kinds = [
+        kind
+        for names, kind in (
+            ({"bool"}, BOOL),
+            ({"int"}, INT),
+            ({"float"}, FLOAT),
+            ({"str", "Path"}, STR),
+            ({"strlist"}, list_of(STR, empty=False)),
+        )
+        if names & tokens
+    ]
+    if kinds:
+        return kinds[0] if len(kinds) == 1 else either(*kinds)
+    default = parameter.default
+    for kind in (BOOL, INT, FLOAT, STR):
+        if default is not inspect.Parameter.empty and kind.test(default):
+            return kind
+    return either(STR, INT, FLOAT)
+
+
+def _check_model(model: ModelConfig, problems: list[str]) -> None:
+    from .activations import ACTIVATIONS
+    from .model import MLP
+
+    names = [model.hidden] if isinstance(model.hidden, str) else model.hidden
+    unknown = [n for n in names if n not in ACTIVATIONS]
+    if unknown:
+        allowed = ACTIVATIONS.names()
+        problems.append(
+            f"[model] hidden: unknown activation {unknown[0]!r}; "
+            f"{_closest(unknown[0], allowed)}expected one of {allowed}"
+        )
+        return
+
+    try:  # sizes do not matter for these checks; the data gives the real ones
+        MLP(
+            [2, *model.hidden_sizes, 2],
+            model.hidden,
+            model.output,
+            model.loss,
+            model.alpha,
+            model.dropout,
+        )
+    except ValueError as exc:  # unknown names, activation/loss pairs, lengths
+        problems.append(f"[model] {exc}")
+
+
+def _check_component(where: str, section: Any, problems: list[str]) -> None:
+    """An optimizer or schedule: known name, known options, values its constructor accepts."""
+    from .optimizers import OPTIMIZERS
+    from .schedules import SCHEDULES
+
+    registry = OPTIMIZERS if where == "optimizer" else SCHEDULES
+    if section.name not in registry:
+        problems.append(
+            f"[{where}] name: unknown {registry.kind} {section.name!r}; "
+            f"{_closest(section.name, registry.names())}expected one of {registry.names()}"
+        )
+        return
+    cls = registry.get(section.name)
+    params = {
+        f.name: inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type
+        )
+        for f in dataclasses.fields(cls)
+        if f.init
+    }
+    before = len(problems)
+    fixed = ["name", "schedule"] if where == "optimizer" else ["name"]
+    _check_options(f"[{where}]", section.options, params, problems, fixed=fixed)
+    if len(problems) == before:
+        try:
+            section.build()
+        except (ValueError, TypeError) as exc:
+            problems.append(f"[{where}] {exc}")
+
+
+def _check_training(t: TrainingConfig, problems: list[str]) -> None:
+    if isinstance(t.class_weight, str) and t.class_weight not in ("none", "balanced"):
+        problems.append(
+            f"[training] class_weight: expected 'none', 'balanced' or a table of class -> weight, "
+            f"received {t.class_weight!r}"
+        )
+    if isinstance(t.class_weight, dict):
+        for k, w in t.class_weight.items():
+            if not k.lstrip("-").isdigit() or not _is_number(w) or w < 0:
+                problems.append(
+                    f"[training.class_weight] {k} = {w!r}: expected an integer class label "
+                    "= a number >= 0, e.g. class_weight = { 0 = 1.0, 1 = 3.0 }"
+                )
+    stopping = t.early_stopping
+    if stopping is not None and stopping.monitor.startswith("val_") and t.validation_split == 0:
+        problems.append(
+            f"[training.early_stopping] monitor = {stopping.monitor!r} needs a validation set but "
+            "[training] validation_split is 0; set validation_split (e.g. 0.1) or monitor 'loss'"
+        )
+
+
+# -- writing ---------------------------------------------------------------------------------
+def dump_toml(config: dict[str, Any]) -> str:
+    """TOML text for a resolved config (``Config.to_dict()``): tables of scalars, lists and
+    nested tables. ``tomllib.loads(dump_toml(d)) == d``."""
+    lines: list[str] = []
+    _dump_table(config, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (scalars or not tables):
+        lines += ["", f"[{'.'.join(_toml_key(p) for p in path)}]"]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
+    for k, v in tables.items():
+        _dump_table(v, [*path, k], lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} ({type(v).__name__}) as TOML")
