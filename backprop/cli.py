@@ -39,12 +39,20 @@ USAGE_ERRORS = (
 RUNTIME_ERRORS = (TrainingDiverged, FloatingPointError, RuntimeError, OSError, MemoryError)
 
 
+def _load(args: argparse.Namespace):
+    """The config with ``--set`` and the ``--backend``/``--device`` shorthands, validated."""
+    shorthands = []
+    if args.backend:
+        shorthands.append(f"backend.name={args.backend}")
+    if args.device:
+        shorthands.append(f"backend.device={args.device}")
+    return load_config(args.config, [*args.set, *shorthands])
+
+
 def _train(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set)
+    cfg = _load(args)
     experiment.train_config(
         cfg,
-        backend=args.backend,
-        device=args.device,
         run_dir=args.run_dir,
         save=not args.no_save,
         verbose=0 if args.quiet else 1,
@@ -65,11 +73,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _gradcheck(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set)
+    cfg = _load(args)
     be, layers, result = experiment.gradcheck_config(
         cfg,
-        backend=args.backend,
-        device=args.device,
         rows=args.rows,
         max_per_array=args.max_per_array or None,
     )

@@ -8,7 +8,7 @@ Backward (the delta recursion), with delta_l = dJ/dz_l:
     delta_l     = (delta_{l+1} @ W_{l+1}.T) * f'_l(a_l)
     dJ/dW_l     = x_l.T @ delta_l  (+ alpha/N * W_l),    dJ/db_l = sum_rows(delta_l)
 
-See `MLP.loss_and_grad` for the lines that do this.
+See `MLP.backprop` for the lines that do this (`MLP.loss_and_grad` returns its loss and grads).
 """
 
 from __future__ import annotations

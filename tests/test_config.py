@@ -255,3 +255,17 @@ def test_dump_toml_quotes_what_needs_quoting():
     assert tomllib.loads(dump_toml(data)) == data
     with pytest.raises(TypeError, match="cannot write"):
         dump_toml({"a": {"x": object()}})
+
+
+def test_every_key_is_documented():
+    import dataclasses
+
+    from backprop.config import SECTIONS, SUBTABLES
+
+    page = (pathlib.Path(__file__).parent.parent / "docs" / "configs.md").read_text()
+    tables = [*SECTIONS.items(), *((".".join(k), v) for k, v in SUBTABLES.items())]
+    for name, cls in tables:
+        assert f"[{name}]" in page, name
+        for f in dataclasses.fields(cls):
+            if "kind" in f.metadata:
+                assert f"`{f.name}`" in page or f"`{f.name} =" in page, (name, f.name)
