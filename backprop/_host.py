@@ -1,4 +1,4 @@
-"""Host-side (NumPy) randomness: initial weights and batch orders.
+"""Host-side (NumPy) randomness: initial weights and batch orders. Host-only module.
 
 Random numbers are not part of the Array API standard, so they are drawn here with
 ``numpy.random.Generator`` in float64 and then moved to the backend: the same seed gives the

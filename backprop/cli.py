@@ -107,7 +107,9 @@ def _backends(args: argparse.Namespace) -> int:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
+        print(
+            ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4]).rstrip()
+        )
     print(f"python {platform.python_version()} on {platform.platform(terse=True)}")
     return 0
 

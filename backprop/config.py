@@ -22,13 +22,25 @@ defaults and the resolved config written to each run directory all follow from i
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import inspect
-import math
 import pathlib
-import re
-from collections.abc import Callable
 from typing import Any
+
+from ._configchecks import cross_checks
+from ._configkinds import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    Kind,
+    _closest,
+    _key,
+    at_least,
+    either,
+    fraction,
+    list_of,
+    one_of,
+)
+from ._toml import dump_toml
 
 try:  # Python >= 3.11
     import tomllib
@@ -57,84 +69,6 @@ class ConfigError(ValueError):
         self.source, self.problems = source, list(problems)
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         super().__init__(f"config {source}: {count}:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-# -- value kinds and checks ----------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Kind:
-    """What a key accepts: a description for messages and a test on the TOML value."""
-
-    described: str
-    test: Callable[[Any], bool]
-    convert: Callable[[Any], Any] = lambda v: v
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-INT = Kind("an integer", _is_int)
-FLOAT = Kind("a finite number", _is_number, float)
-BOOL = Kind("true or false", lambda v: isinstance(v, bool))
-STR = Kind("a string", lambda v: isinstance(v, str))
-
-
-def list_of(kind: Kind, *, empty: bool = True) -> Kind:
-    return Kind(
-        f"a list of {kind.described.removeprefix('an ').removeprefix('a ')}s",
-        lambda v: isinstance(v, list) and (empty or bool(v)) and all(kind.test(x) for x in v),
-        lambda v: [kind.convert(x) for x in v],
-    )
-
-
-def either(*kinds: Kind) -> Kind:
-    def convert(v: Any) -> Any:
-        return next(k.convert(v) for k in kinds if k.test(v))
-
-    return Kind(
-        " or ".join(k.described for k in kinds), lambda v: any(k.test(v) for k in kinds), convert
-    )
-
-
-Check = Callable[[Any], str | None]  # None when fine, else what is allowed
-
-
-def at_least(low: float) -> Check:
-    def check(v: Any) -> str | None:
-        values = v if isinstance(v, list) else [v]
-        return None if all(x >= low for x in values) else f">= {low}"
-
-    return check
-
-
-def fraction(*, closed_high: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        values = v if isinstance(v, list) else [v]
-        ok = all(0 <= x <= 1 if closed_high else 0 <= x < 1 for x in values)
-        return None if ok else f"in [0, 1{']' if closed_high else ')'}"
-
-    return check
-
-
-def one_of(*allowed: str) -> Check:
-    return lambda v: None if v in allowed else f"one of {list(allowed)}"
-
-
-def _key(default: Any, kind: Kind, check: Check | None = None, doc: str = "") -> Any:
-    """A config key: its default (``dataclasses.MISSING``: required), kind and range check."""
-    meta = {"kind": kind, "check": check, "doc": doc}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: default.copy(), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
-
-
-def _closest(name: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -400,7 +334,7 @@ def config_from_dict(
         sections[name] = _section(name, cls, table, problems)
         if len(problems) == before:
             clean.add(name)
-    _cross_checks(raw, sections, clean, problems)
+    cross_checks(raw, sections, clean, problems)
     if problems:
         raise ConfigError(source, problems)
     return Config(**sections, source=source)
@@ -466,234 +400,3 @@ def _value(where: str, f: dataclasses.Field, value: Any, problems: list[str]) ->
     if allowed is not None:
         problems.append(f"{where}: expected {allowed}, received {value!r}")
     return value
-
-
-# -- checks across keys and against the registries ---------------------------------------------
-def _cross_checks(
-    raw: dict[str, Any], s: dict[str, Any], clean: set[str], problems: list[str]
-) -> None:
-    """Names against the registries and keys against each other, for the sections whose
-    keys passed the type and range checks (so every problem is reported once)."""
-    if "backend" in clean:
-        _check_backend(raw.get("backend", {}), s, problems)
-    if "data" in clean:
-        _check_dataset(s["data"], problems)
-    if "model" in clean:
-        _check_model(s["model"], problems)
-    if "optimizer" in clean:
-        _check_component("optimizer", s["optimizer"], problems)
-        _check_component("optimizer.schedule", s["optimizer"].schedule, problems)
-    if "training" in clean:
-        _check_training(s["training"], problems)
-    if {"data", "model"} <= clean and s["data"].standardize_targets and s["model"].loss != "mse":
-        problems.append(
-            f"[data] standardize_targets = true is for regression targets, but [model] loss = "
-            f"{s['model'].loss!r} takes class targets; remove standardize_targets"
-        )
-
-
-def _check_backend(raw: dict[str, Any], s: dict[str, Any], problems: list[str]) -> None:
-    import backends
-    from backends._base import parse_device
-
-    be: BackendConfig = s["backend"]
-    allowed = [*backends.known_backends(), "auto"]
-    if be.name not in allowed:
-        problems.append(
-            f"[backend] name: unknown backend {be.name!r}; {_closest(be.name, allowed)}"
-            f"expected one of {allowed}"
-        )
-    if be.device != "default":
-        try:
-            parse_device(be.device)
-        except backends.BackendError as exc:
-            problems.append(f"[backend] device: {exc}")
-    if be.precision == "float64":
-        if "dtype" in raw and be.dtype != "float64":
-            problems.append(
-                f"[backend] precision = 'float64' computes in float64 but dtype = {be.dtype!r}; "
-                "remove dtype or set it to 'float64'"
-            )
-        s["backend"] = dataclasses.replace(be, dtype="float64")
-
-
-def _check_dataset(data: DataConfig, problems: list[str]) -> None:
-    from .datasets import DATASETS, dataset_parameters
-
-    if data.name not in DATASETS:
-        problems.append(
-            f"[data] name: unknown dataset {data.name!r}; {_closest(data.name, list(DATASETS))}"
-            f"expected one of {list(DATASETS)}"
-        )
-        return
-    _check_options(
-        f"[data] (dataset {data.name!r})",
-        data.options,
-        dataset_parameters(data.name),
-        problems,
-        fixed=[f.name for f in dataclasses.fields(DataConfig)][:-1],
-    )
-
-
-def _check_options(
-    where: str,
-    options: dict[str, Any],
-    parameters: dict[str, inspect.Parameter],
-    problems: list[str],
-    fixed: list[str] = (),
-) -> None:
-    """Option names against a callable's keyword parameters; types against their defaults."""
-    valid = [*fixed, *parameters]
-    for key, value in options.items():
-        if key not in parameters:
-            problems.append(
-                f"{where} {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
-            )
-            continue
-        kind = _kind_of(parameters[key])
-        if kind.test(value):
-            options[key] = kind.convert(value)
-        else:
-            problems.append(f"{where} {key}: expected {kind.described}, received {value!r}")
-    for name, p in parameters.items():
-        if p.default is inspect.Parameter.empty and name not in options:
-            problems.append(f"{where} {name}: required key is missing")
-
-
-def _kind_of(parameter: inspect.Parameter) -> Kind:
-    """The kind a keyword parameter takes, from its annotation (a string under ``from
-    __future__ import annotations``, e.g. ``"int | None"``), else from its default."""
-    text = parameter.annotation if isinstance(parameter.annotation, str) else ""
-    text = re.sub(r"(Sequence|list)\[str\]", "strlist", text)
-    tokens = set(re.findall(r"\w+", text))
-    kinds = [
-        kind
-        for names, kind in (
-            ({"bool"}, BOOL),
-            ({"int"}, INT),
-            ({"float"}, FLOAT),
-            ({"str", "Path"}, STR),
-            ({"strlist"}, list_of(STR, empty=False)),
-        )
-        if names & tokens
-    ]
-    if kinds:
-        return kinds[0] if len(kinds) == 1 else either(*kinds)
-    default = parameter.default
-    for kind in (BOOL, INT, FLOAT, STR):
-        if default is not inspect.Parameter.empty and kind.test(default):
-            return kind
-    return either(STR, INT, FLOAT)
-
-
-def _check_model(model: ModelConfig, problems: list[str]) -> None:
-    from .activations import ACTIVATIONS
-    from .model import MLP
-
-    names = [model.hidden] if isinstance(model.hidden, str) else model.hidden
-    unknown = [n for n in names if n not in ACTIVATIONS]
-    if unknown:
-        allowed = ACTIVATIONS.names()
-        problems.append(
-            f"[model] hidden: unknown activation {unknown[0]!r}; "
-            f"{_closest(unknown[0], allowed)}expected one of {allowed}"
-        )
-        return
-
-    try:  # sizes do not matter for these checks; the data gives the real ones
-        MLP(
-            [2, *model.hidden_sizes, 2],
-            model.hidden,
-            model.output,
-            model.loss,
-            model.alpha,
-            model.dropout,
-        )
-    except ValueError as exc:  # unknown names, activation/loss pairs, lengths
-        problems.append(f"[model] {exc}")
-
-
-def _check_component(where: str, section: Any, problems: list[str]) -> None:
-    """An optimizer or schedule: known name, known options, values its constructor accepts."""
-    from .optimizers import OPTIMIZERS
-    from .schedules import SCHEDULES
-
-    registry = OPTIMIZERS if where == "optimizer" else SCHEDULES
-    if section.name not in registry:
-        problems.append(
-            f"[{where}] name: unknown {registry.kind} {section.name!r}; "
-            f"{_closest(section.name, registry.names())}expected one of {registry.names()}"
-        )
-        return
-    cls = registry.get(section.name)
-    params = {
-        f.name: inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type
-        )
-        for f in dataclasses.fields(cls)
-        if f.init
-    }
-    before = len(problems)
-    fixed = ["name", "schedule"] if where == "optimizer" else ["name"]
-    _check_options(f"[{where}]", section.options, params, problems, fixed=fixed)
-    if len(problems) == before:
-        try:
-            section.build()
-        except (ValueError, TypeError) as exc:
-            problems.append(f"[{where}] {exc}")
-
-
-def _check_training(t: TrainingConfig, problems: list[str]) -> None:
-    if isinstance(t.class_weight, str) and t.class_weight not in ("none", "balanced"):
-        problems.append(
-            f"[training] class_weight: expected 'none', 'balanced' or a table of class -> weight, "
-            f"received {t.class_weight!r}"
-        )
-    if isinstance(t.class_weight, dict):
-        for k, w in t.class_weight.items():
-            if not k.lstrip("-").isdigit() or not _is_number(w) or w < 0:
-                problems.append(
-                    f"[training.class_weight] {k} = {w!r}: expected an integer class label "
-                    "= a number >= 0, e.g. class_weight = { 0 = 1.0, 1 = 3.0 }"
-                )
-    stopping = t.early_stopping
-    if stopping is not None and stopping.monitor.startswith("val_") and t.validation_split == 0:
-        problems.append(
-            f"[training.early_stopping] monitor = {stopping.monitor!r} needs a validation set but "
-            "[training] validation_split is 0; set validation_split (e.g. 0.1) or monitor 'loss'"
-        )
-
-
-# -- writing ---------------------------------------------------------------------------------
-def dump_toml(config: dict[str, Any]) -> str:
-    """TOML text for a resolved config (``Config.to_dict()``): tables of scalars, lists and
-    nested tables. ``tomllib.loads(dump_toml(d)) == d``."""
-    lines: list[str] = []
-    _dump_table(config, [], lines)
-    return "\n".join(lines).strip() + "\n"
-
-
-def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
-    if path and (scalars or not tables):
-        lines += ["", f"[{'.'.join(_toml_key(p) for p in path)}]"]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
-    for k, v in tables.items():
-        _dump_table(v, [*path, k], lines)
-
-
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _toml_value(key)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {v!r} ({type(v).__name__}) as TOML")

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
-import json
 import os
 import pathlib
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,10 +29,10 @@ import numpy as np
 
 import backends
 
-from . import datasets
+from . import datasets, rundir
 from .callbacks import EarlyStopping, ModelCheckpoint
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import Config, config_from_dict, dump_toml
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import Config, config_from_dict
 from .data import DataError, prepare_xy
 from .evaluation import evaluate
 from .fit import FitResult, TrainingDiverged, fit
@@ -176,31 +173,6 @@ def _callbacks(cfg: Config, run_dir: pathlib.Path | None) -> list[Any]:
     return out
 
 
-def new_run_dir(cfg: Config, run_dir: str | os.PathLike | None = None) -> pathlib.Path:
-    """``run_dir`` when given (it must not hold files: runs are never overwritten), else a new
-    ``<training.run_dir>/<config name>-<date>-<time>`` directory."""
-    if run_dir is not None:
-        path = pathlib.Path(run_dir)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise FileExistsError(
-                f"run directory {path} already exists and is not empty; runs are never "
-                "overwritten: pass another --run-dir, or move that one away"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    stem = pathlib.Path(cfg.source).stem if cfg.source.endswith(".toml") else "run"
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    parent = pathlib.Path(cfg.training.run_dir)
-    for i in range(1, 1000):
-        path = parent / (f"{stem}-{stamp}" if i == 1 else f"{stem}-{stamp}-{i}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a new run directory under {parent}")
-
-
 def train_config(
     cfg: Config,
     *,
@@ -236,9 +208,9 @@ def train_config(
 def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, verbose, command):
     say = print if verbose else (lambda *a, **k: None)
     t = cfg.training
-    folder = new_run_dir(cfg, run_dir) if save else None
+    folder = rundir.new_run_dir(cfg, run_dir) if save else None
     stored = {"resolved": cfg.to_dict(), "preprocessing": data.preprocessing}
-    manifest = _manifest(cfg, be, switches, data, model, command)
+    manifest = rundir.manifest(cfg, be, switches, data, model, command)
     n_val = round(t.validation_split * len(data.x_train))
     say(
         f"{cfg.data.name}: {len(data.x_train) - n_val} train"
@@ -274,7 +246,7 @@ def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, v
         "test": test,
     }
     if folder is not None:
-        _write_run(folder, cfg, result, stored, manifest, verbose)
+        rundir.write_run(folder, cfg, result, stored, manifest, verbose)
         say(f"run directory: {folder}")
     if diverged is not None:
         where = f"; the last finite parameters are in {folder / 'model.npz'}" if folder else ""
@@ -308,78 +280,6 @@ def _fit(cfg, data, model, optimizer, schedule, be, folder, stored, verbose) -> 
 
 def _fmt(key: str, value: float) -> str:
     return f"{value:.2%}" if key == "accuracy" else f"{value:.4g}"
-
-
-def _manifest(cfg, be, switches, data, model, command) -> dict[str, Any]:
-    info = be.info()
-    info.update(switches)
-    return {
-        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": command if command is not None else list(sys.argv),
-        "config_source": cfg.source,
-        "backend": info,
-        "dtype": cfg.backend.dtype,
-        "data": {
-            "name": cfg.data.name,
-            "train_rows": len(data.x_train),
-            "test_rows": len(data.x_test) if data.held_out else 0,
-            "features": data.n_in,
-            "outputs": data.n_out,
-        },
-        "model": model.spec(),
-    }
-
-
-def _write_run(folder, cfg, result, stored, manifest, verbose) -> None:
-    save_checkpoint(
-        folder / "model.npz",
-        {"params": result.params},
-        {"model": result.model.spec(), "config": stored, "dtype": cfg.backend.dtype},
-        result.backend,
-    )
-    history = folder / f"history.{cfg.training.history_format}"
-    getattr(result.history, f"to_{cfg.training.history_format}")(history)
-    header = f"# resolved config of this run (from {cfg.source}); run it again with\n"
-    header += "#   backprop train <this file>\n"
-    (folder / "config.toml").write_text(header + dump_toml(cfg.to_dict()), encoding="utf-8")
-    manifest["files"] = sorted(p.name for p in folder.iterdir())
-    manifest["plot"] = plot_history(result.history, folder / "curves.png")
-    if manifest["plot"] != "curves.png" and verbose:
-        print(f"note: {manifest['plot']}")
-    manifest["files"] = [*sorted(p.name for p in folder.iterdir()), "manifest.json"]
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def plot_history(history: Any, path: pathlib.Path) -> str:
-    """Loss (and metric) per epoch as a PNG; returns the file name, or why it was skipped."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return (
-            "matplotlib is not installed, so curves.png was skipped: "
-            "pip install 'backprop-xp[plot]'"
-        )
-    if not len(history):
-        return "no finished epoch, so curves.png was skipped"
-    metrics = [c for c in ("accuracy", "r2") if c in history.columns]
-    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6))
-    axes = np.atleast_1d(axes)
-    for ax, name in zip(axes, ["loss", *metrics], strict=True):
-        for column, style in ((name, "-"), (f"val_{name}", "--")):
-            if column in history.columns:
-                ax.plot(history["epoch"], history[column], style, label=column)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.set_yscale("log" if name == "loss" else "linear")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
 
 
 # -- loading a finished run ------------------------------------------------------------------

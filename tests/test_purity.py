@@ -48,3 +48,39 @@ def test_read_only_numpy_inputs_are_accepted():
     assert np.isfinite(float(loss))
     model.predict(new_params, X)
     bp.gradcheck(model.loss_and_grad, params, X, Y)
+
+
+def test_only_host_only_modules_import_an_array_library():
+    """The Array-API-only rule: a module of backprop/ that imports numpy, cupy, jax or torch
+    must say it is host-only (data loading, RNG, files); the math never does."""
+    import ast
+    import pathlib
+
+    libraries = {"numpy", "cupy", "jax", "jaxlib", "torch"}
+    root = pathlib.Path(bp.__file__).parent
+    importing = set()
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(n.split(".")[0] in libraries for n in names):
+                importing.add(path.relative_to(root).as_posix())
+                doc = (ast.get_docstring(tree) or "").lower()
+                assert "host-only" in doc or "host only" in doc, path
+    math_modules = {
+        "activations.py",
+        "losses.py",
+        "layers.py",
+        "model.py",
+        "fit.py",
+        "training.py",
+        "gradcheck.py",
+        "metrics.py",
+        "evaluation.py",
+    }
+    assert not importing & math_modules
+    assert not any(m.startswith("optimizers/") for m in importing)

@@ -1,0 +1,118 @@
+"""What a config key accepts: value kinds, range checks and "did you mean" hints.
+
+Host-only helpers of `backprop.config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+
+# -- value kinds and checks ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What a key accepts: a description for messages and a test on the TOML value."""
+
+    described: str
+    test: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+INT = Kind("an integer", _is_int)
+FLOAT = Kind("a finite number", _is_number, float)
+BOOL = Kind("true or false", lambda v: isinstance(v, bool))
+STR = Kind("a string", lambda v: isinstance(v, str))
+
+
+def list_of(kind: Kind, *, empty: bool = True) -> Kind:
+    return Kind(
+        f"a list of {kind.described.removeprefix('an ').removeprefix('a ')}s",
+        lambda v: isinstance(v, list) and (empty or bool(v)) and all(kind.test(x) for x in v),
+        lambda v: [kind.convert(x) for x in v],
+    )
+
+
+def either(*kinds: Kind) -> Kind:
+    def convert(v: Any) -> Any:
+        return next(k.convert(v) for k in kinds if k.test(v))
+
+    return Kind(
+        " or ".join(k.described for k in kinds), lambda v: any(k.test(v) for k in kinds), convert
+    )
+
+
+Check = Callable[[Any], str | None]  # None when fine, else what is allowed
+
+
+def at_least(low: float) -> Check:
+    def check(v: Any) -> str | None:
+        values = v if isinstance(v, list) else [v]
+        return None if all(x >= low for x in values) else f">= {low}"
+
+    return check
+
+
+def fraction(*, closed_high: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        values = v if isinstance(v, list) else [v]
+        ok = all(0 <= x <= 1 if closed_high else 0 <= x < 1 for x in values)
+        return None if ok else f"in [0, 1{']' if closed_high else ')'}"
+
+    return check
+
+
+def one_of(*allowed: str) -> Check:
+    return lambda v: None if v in allowed else f"one of {list(allowed)}"
+
+
+def _key(default: Any, kind: Kind, check: Check | None = None, doc: str = "") -> Any:
+    """A config key: its default (``dataclasses.MISSING``: required), kind and range check."""
+    meta = {"kind": kind, "check": check, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: default.copy(), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _kind_of(parameter: inspect.Parameter) -> Kind:
+    """The kind a keyword parameter takes, from its annotation (a string under ``from
+    __future__ import annotations``, e.g. ``"int | None"``), else from its default."""
+    text = parameter.annotation if isinstance(parameter.annotation, str) else ""
+    text = re.sub(r"(Sequence|list)\[str\]", "strlist", text)
+    tokens = set(re.findall(r"\w+", text))
+    kinds = [
+        kind
+        for names, kind in (
+            ({"bool"}, BOOL),
+            ({"int"}, INT),
+            ({"float"}, FLOAT),
+            ({"str", "Path"}, STR),
+            ({"strlist"}, list_of(STR, empty=False)),
+        )
+        if names & tokens
+    ]
+    if kinds:
+        return kinds[0] if len(kinds) == 1 else either(*kinds)
+    default = parameter.default
+    for kind in (BOOL, INT, FLOAT, STR):
+        if default is not inspect.Parameter.empty and kind.test(default):
+            return kind
+    return either(STR, INT, FLOAT)
