@@ -12,10 +12,12 @@ import numpy as np
 
 __all__ = [
     "DataError",
+    "as_column",
     "check_training_data",
     "class_labels",
     "compute_sample_weight",
     "one_hot",
+    "output_size",
     "prepare_targets",
     "prepare_xy",
     "validation_split",
@@ -376,3 +378,19 @@ def _allocate(
                 capacity[c] -= 1
                 left -= 1
     return alloc
+
+
+def output_size(Y: Any, output: str) -> int:
+    """Output units the targets need: their columns, or the classes of integer labels."""
+    Y = np.asarray(Y)
+    if Y.ndim == 2:
+        return int(Y.shape[1])
+    if output == "softmax" and Y.dtype.kind in "iu":
+        return max(2, int(Y.max()) + 1)
+    return 1
+
+
+def as_column(y: np.ndarray) -> np.ndarray:
+    """Targets as a float64 (N, k) matrix: a 1-D ``y`` becomes one column."""
+    y = np.asarray(y, dtype=np.float64)
+    return y.reshape(-1, 1) if y.ndim == 1 else y

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._intents_corpus import INTENTS
 from .data import DataError, one_hot
-from .preprocessing import BagOfWords
+from .data_preprocessing import BagOfWords
 
 __all__ = [
     "DATASETS",

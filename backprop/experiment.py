@@ -25,20 +25,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 import backends
 
 from . import datasets, rundir
 from .callbacks import EarlyStopping, ModelCheckpoint
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, config_from_dict
-from .data import DataError, prepare_xy
+from .data import DataError, as_column, output_size, prepare_xy
+from .data_preprocessing import Standardizer
 from .evaluation import evaluate
 from .fit import FitResult, TrainingDiverged, fit
 from .gradcheck import gradcheck
 from .model import MLP
-from .preprocessing import Standardizer
 
 __all__ = [
     "PreparedData",
@@ -55,10 +53,10 @@ __all__ = [
 class PreparedData:
     """A config's dataset on the host: split, standardized, with the model's sizes."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
     n_in: int
     n_out: int
     preprocessing: dict[str, Any]
@@ -79,16 +77,6 @@ class RunResult:
 
 
 # -- data ----------------------------------------------------------------------------------------
-def output_size(Y: np.ndarray, output: str) -> int:
-    """Output units the targets need: their columns, or the classes of integer labels."""
-    Y = np.asarray(Y)
-    if Y.ndim == 2:
-        return int(Y.shape[1])
-    if output == "softmax" and Y.dtype.kind in "iu":
-        return max(2, int(Y.max()) + 1)
-    return 1
-
-
 def prepare_dataset(cfg: Config) -> PreparedData:
     """Load the configured dataset, hold out ``test_fraction`` of it (seeded by the training
     seed) and fit the standardizers on the training rows only."""
@@ -109,25 +97,20 @@ def prepare_dataset(cfg: Config) -> PreparedData:
         x_train = scaler.transform(x_train)
         x_test = x_train if same else scaler.transform(x_test)
     if cfg.data.standardize_targets:
-        scaler = Standardizer().fit(_column(y_train))
+        scaler = Standardizer().fit(as_column(y_train))
         preprocessing["targets"] = scaler.to_dict()
         same = y_test is y_train
-        y_train = scaler.transform(_column(y_train))
-        y_test = y_train if same else scaler.transform(_column(y_test))
-    return PreparedData(x_train, y_train, x_test, y_test, int(np.shape(X)[1]), n_out, preprocessing)
-
-
-def _column(y: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
-    return y.reshape(-1, 1) if y.ndim == 1 else y
+        y_train = scaler.transform(as_column(y_train))
+        y_test = y_train if same else scaler.transform(as_column(y_test))
+    return PreparedData(x_train, y_train, x_test, y_test, int(X.shape[1]), n_out, preprocessing)
 
 
 def apply_preprocessing(preprocessing: dict[str, Any], X: Any, Y: Any) -> tuple[Any, Any]:
     """The run's feature (and target) standardization applied to new data."""
     if "features" in preprocessing:
-        X = Standardizer.from_dict(preprocessing["features"]).transform(np.asarray(X))
+        X = Standardizer.from_dict(preprocessing["features"]).transform(X)
     if "targets" in preprocessing:
-        Y = Standardizer.from_dict(preprocessing["targets"]).transform(_column(Y))
+        Y = Standardizer.from_dict(preprocessing["targets"]).transform(as_column(Y))
     return X, Y
 
 

@@ -12,8 +12,6 @@ import pathlib
 import sys
 from typing import Any
 
-import numpy as np
-
 from ._toml import dump_toml
 from .checkpoint import save_checkpoint
 from .config import Config
@@ -101,9 +99,10 @@ def plot_history(history: Any, path: pathlib.Path) -> str:
     if not len(history):
         return "no finished epoch, so curves.png was skipped"
     metrics = [c for c in ("accuracy", "r2") if c in history.columns]
-    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6))
-    axes = np.atleast_1d(axes)
-    for ax, name in zip(axes, ["loss", *metrics], strict=True):
+    fig, axes = plt.subplots(
+        1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6), squeeze=False
+    )
+    for ax, name in zip(axes[0], ["loss", *metrics], strict=True):
         for column, style in ((name, "-"), (f"val_{name}", "--")):
             if column in history.columns:
                 ax.plot(history["epoch"], history[column], style, label=column)

@@ -13,7 +13,7 @@ import pytest
 import backprop as bp
 from backprop import datasets as ds
 from backprop.data import DataError
-from backprop.preprocessing import BagOfWords, Standardizer
+from backprop.data_preprocessing import BagOfWords, Standardizer
 
 # ---------------------------------------------------------------- generated datasets
 
