@@ -68,7 +68,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"model {run.model} from {run.path}")
     print(f"evaluated on {what} ({args.backend}):")
     for key, value in values.items():
-        print(f"  {key:10s} {experiment._fmt(key, value)}")
+        print(f"  {key:10s} {experiment.format_metric(key, value)}")
     return 0
 
 

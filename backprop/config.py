@@ -193,6 +193,18 @@ class TrainingConfig:
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
 
+    @property
+    def fit_metric(self) -> str | None:
+        """``metric`` as `backprop.fit` takes it ("none" -> None)."""
+        return None if self.metric == "none" else self.metric
+
+    @property
+    def fit_class_weight(self) -> Any:
+        """``class_weight`` as `backprop.fit` takes it: None, "balanced" or ``{int: float}``."""
+        if isinstance(self.class_weight, dict):
+            return {int(k): float(w) for k, w in self.class_weight.items()}
+        return None if self.class_weight == "none" else self.class_weight
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

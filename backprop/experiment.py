@@ -135,14 +135,6 @@ def _device(device: str | None) -> str | None:
     return None if device in (None, "default") else device
 
 
-def _class_weight(value: Any) -> Any:
-    if value == "none":
-        return None
-    if isinstance(value, dict):
-        return {int(k): float(w) for k, w in value.items()}
-    return value
-
-
 def _callbacks(cfg: Config, run_dir: pathlib.Path | None) -> list[Any]:
     t = cfg.training
     out: list[Any] = []
@@ -213,11 +205,11 @@ def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, v
         result = _fit(cfg, data, model, optimizer, schedule, be, folder, stored, verbose)
     except TrainingDiverged as exc:  # keep the last finite parameters and the history
         diverged, result = exc, exc.result
-    metric = None if t.metric == "none" else t.metric
+    metric = t.fit_metric
     with be.quiet_float_errors():  # diverged runs: report inf, not a NumPy warning
         test = evaluate(model, result.params, data.x_test, data.y_test, metric=metric)
     label = "test" if data.held_out else "training rows"
-    say(f"{label}: " + ", ".join(f"{k} {_fmt(k, v)}" for k, v in test.items()))
+    say(f"{label}: " + ", ".join(f"{k} {format_metric(k, v)}" for k, v in test.items()))
     manifest["result"] = {
         "epochs": result.epochs,
         "fit_seconds": round(result.time, 4),
@@ -252,8 +244,8 @@ def _fit(cfg, data, model, optimizer, schedule, be, folder, stored, verbose) -> 
         seed=t.seed,
         shuffle=t.shuffle,
         validation_split=t.validation_split,
-        metric=None if t.metric == "none" else t.metric,
-        class_weight=_class_weight(t.class_weight),
+        metric=t.fit_metric,
+        class_weight=t.fit_class_weight,
         callbacks=_callbacks(cfg, folder),
         diagnostics=t.diagnostics,
         verbose=verbose,
@@ -261,7 +253,7 @@ def _fit(cfg, data, model, optimizer, schedule, be, folder, stored, verbose) -> 
     )
 
 
-def _fmt(key: str, value: float) -> str:
+def format_metric(key: str, value: float) -> str:
     return f"{value:.2%}" if key == "accuracy" else f"{value:.4g}"
 
 
@@ -325,7 +317,7 @@ def evaluate_run(
         X, Y = _load_named(data, target, cfg)
         X, Y = apply_preprocessing(run.preprocessing, X, Y)
         what = f"{data}, {len(X)} rows"
-    metric = None if cfg.training.metric == "none" else cfg.training.metric
+    metric = cfg.training.fit_metric
     values = evaluate(run.model, run.params, X, Y, metric=metric)
     return run, values, what
 

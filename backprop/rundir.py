@@ -76,7 +76,6 @@ def write_run(folder, cfg, result, stored, manifest, verbose) -> None:
     header = f"# resolved config of this run (from {cfg.source}); run it again with\n"
     header += "#   backprop train <this file>\n"
     (folder / "config.toml").write_text(header + dump_toml(cfg.to_dict()), encoding="utf-8")
-    manifest["files"] = sorted(p.name for p in folder.iterdir())
     manifest["plot"] = plot_history(result.history, folder / "curves.png")
     if manifest["plot"] != "curves.png" and verbose:
         print(f"note: {manifest['plot']}")
