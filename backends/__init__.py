@@ -6,15 +6,8 @@
 ('numpy', 'cpu')
 """
 
-from ._base import (
-    PRECISION_MODES,
-    Availability,
-    Backend,
-    BackendError,
-    BackendUnavailableError,
-    Library,
-    UnknownBackendError,
-)
+from ._base import Availability, Backend, Library
+from ._errors import BackendError, BackendUnavailableError, UnknownBackendError
 from ._registry import (
     as_backend,
     available_backends,
@@ -24,6 +17,7 @@ from ._registry import (
     library_versions,
     register_library,
 )
+from ._settings import PRECISION_MODES
 
 __all__ = [
     "PRECISION_MODES",
