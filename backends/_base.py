@@ -227,9 +227,26 @@ class Library:
         A no-op for eager CPU libraries.
         """
 
+    # Whether `compile` really compiles (JAX): compiled steps are then worth caching, and a
+    # whole epoch as one `scan` saves a dispatch per step.
+    compiles: bool = False
+    # Whether `compile(..., donate_argnums)` lets the output reuse the donated inputs' memory
+    # (which invalidates those inputs).
+    donates: bool = False
+
     def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
         """Compile a pure function; identity unless the library has a tracer (JAX)."""
         return fn
+
+    def scan(self, xp: Any, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
+        """``body(carry, x) -> (carry, y)`` over the leading axis of every array in ``xs``;
+        returns the last carry and the ``y`` (0-d arrays) stacked. A Python loop here; one
+        compiled loop where the library has one (``jax.lax.scan``)."""
+        ys = []
+        for i in range(int(xs[0].shape[0])):
+            carry, y = body(carry, tuple(x[i, ...] for x in xs))
+            ys.append(y)
+        return carry, xp.stack(ys)
 
     def quiet_float_errors(self) -> contextlib.AbstractContextManager:
         """A context in which overflow and invalid results give inf/NaN without warnings.
@@ -310,9 +327,30 @@ class Backend(BackendSettings):
         """
         self.library.synchronize(self.device, values)
 
+    @property
+    def compiles(self) -> bool:
+        """True when `compile` compiles (JAX); False when it returns the function unchanged."""
+        return self.library.compiles
+
+    @property
+    def donates(self) -> bool:
+        """True when `compile`'s ``donate_argnums`` invalidate the donated input arrays."""
+        return self.library.donates
+
     def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
-        """Compile a pure function for this backend (``jax.jit`` on JAX; identity elsewhere)."""
+        """Compile a pure function for this backend (``jax.jit`` on JAX; identity elsewhere).
+
+        ``donate_argnums``: positions of arguments whose buffers the result may reuse; on a
+        backend that `donates`, those input arrays are invalid after the call.
+        """
         return self.library.compile(fn, donate_argnums=donate_argnums)
+
+    def scan(self, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
+        """Run ``body(carry, x) -> (carry, y)`` for each row ``x`` (a tuple, one row of each
+        array in ``xs``, leading axis S); return ``(carry, ys)`` with ``ys`` (S,) the stacked
+        0-d ``y``. ``jax.lax.scan`` on JAX (inside `compile`, one compiled loop); a Python loop
+        on the other backends."""
+        return self.library.scan(self.xp, body, carry, xs)
 
     def quiet_float_errors(self) -> contextlib.AbstractContextManager:
         """Overflow and invalid operations give inf/NaN silently inside this context."""

@@ -1,4 +1,5 @@
-"""JAX on CPU or GPU. ``compile`` is ``jax.jit``; float64 turns on ``jax_enable_x64``.
+"""JAX on CPU or GPU. ``compile`` is ``jax.jit`` (with buffer donation), ``scan`` is
+``jax.lax.scan``; float64 turns on ``jax_enable_x64``.
 
 Precision (process-global JAX config, part of the jit cache key, so compiled steps retrace):
 
@@ -105,10 +106,18 @@ class JaxLibrary(Library):
         jax.block_until_ready(values)
         jax.effects_barrier()
 
+    compiles = True
+    donates = True
+
     def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
         import jax
 
         return jax.jit(fn, donate_argnums=donate_argnums)
+
+    def scan(self, xp: Any, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
+        import jax
+
+        return jax.lax.scan(body, carry, xs)
 
     def describe_device(self, device: Any) -> str:
         return cpu_description() if device.platform == "cpu" else str(device.device_kind)

@@ -110,6 +110,18 @@ def check_fit_args(
         raise ValueError("fit: give params or resume, not both (a checkpoint holds its params)")
 
 
+def check_compile_epoch(compile_epoch: Any, model: MLP) -> None:
+    if compile_epoch is not None and not isinstance(compile_epoch, bool):
+        raise ValueError(
+            f"fit: compile_epoch must be True, False or None, received {compile_epoch!r}"
+        )
+    if compile_epoch and any(model.dropout):
+        raise ValueError(
+            "fit: compile_epoch=True needs a model without dropout (its masks are drawn on the "
+            "host for every step); use compile_epoch=None or False"
+        )
+
+
 def check_monitors(run: Run, data: FitData) -> None:
     """Fail before training when a callback or schedule watches a column that will not exist."""
     s = run.settings

@@ -9,9 +9,13 @@ optimizer state, `History`). What happens, in order:
    checkpoint (``resume``).
 3. Each epoch draws one permutation on the host (same seed -> same batch order on every
    backend), moves it once and gathers every batch on the device; the last batch may be
-   partial. Each step runs the pure ``step(params, state, xb, yb, lr, weights, masks)``
-   (compiled by the backend: ``jax.jit`` on JAX); the learning rate comes from the schedule as a
-   Python float, dropout masks from a host RNG.
+   partial. Each step runs the pure step (`backprop.training.make_batch_step`: gather, loss and
+   gradients, optimizer update), compiled by the backend (``jax.jit`` on JAX, with the
+   parameter and optimizer-state buffers donated); the learning rate comes from the schedule as
+   a Python float, dropout masks from a host RNG. On backends that compile (JAX) the epoch's
+   full batches run as one compiled loop (`backprop.training.make_epoch`, ``compile_epoch``);
+   compiled functions are cached, so neither a new epoch, nor the partial last batch, nor a new
+   `fit` call of the same model recompiles.
 4. The loss is read back only every ``log_every`` steps (for the progress bar) and once per
    epoch, together with the validation loss and metric, the finiteness check of the parameters
    and the diagnostics: one host<->device sync per epoch on GPU backends.
@@ -31,7 +35,14 @@ from typing import Any
 import backends
 
 from . import _host, _progress
-from ._fitdata import FitData, check_fit_args, check_monitors, move_params, prepare_data
+from ._fitdata import (
+    FitData,
+    check_compile_epoch,
+    check_fit_args,
+    check_monitors,
+    move_params,
+    prepare_data,
+)
 from .callbacks import Callback
 from .data import DataError
 from .diagnostics import gradient_flow
@@ -41,8 +52,8 @@ from .model import MLP, Params, dtype_name
 from .optimizers import Adam, Optimizer, get_optimizer
 from .run import Run
 from .schedules import Schedule, get_schedule
-from .training import make_step
-from .tree import tree_leaves
+from .training import make_batch_step, make_epoch
+from .tree import tree_leaves, tree_map
 
 __all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "fit"]
 
@@ -109,6 +120,7 @@ def fit(
     resume: Any = None,
     diagnostics: bool = False,
     log_every: int | None = None,
+    compile_epoch: bool | None = None,
     verbose: int = 1,
     config: dict[str, Any] | None = None,
 ) -> FitResult:
@@ -140,6 +152,12 @@ def fit(
     diagnostics : add per-layer gradient-flow columns to the history (`backprop.diagnostics`).
     log_every : read the loss for the progress bar every this many steps (default: about 20
         updates per epoch while a bar shows, else only at epoch ends).
+    compile_epoch : run each epoch's full batches as one call (`backprop.training.make_epoch`:
+        ``jax.lax.scan`` on JAX, one dispatch per epoch; a Python loop elsewhere) instead of one
+        call per step. Same numbers either way. None (default): on backends that compile (JAX)
+        unless the model has dropout (masks are drawn per step on the host) or a callback
+        overrides ``on_batch_end``. With True, ``on_batch_end`` callbacks run after the epoch's
+        loop, once per step with that step's loss, and the progress bar moves once per epoch.
     verbose : 0 silent; 1 a progress bar (only on a terminal) and a summary line at the end.
     config : JSON-ready dict stored in checkpoints (the CLI stores the resolved config).
 
@@ -150,6 +168,7 @@ def fit(
     optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
     schedule = get_schedule(schedule)
     check_fit_args(epochs, batch_size, seed, validation_split, validation_data, params, resume)
+    check_compile_epoch(compile_epoch, model)
     if stratify is None:
         stratify = model.task == "classification"
     settings = dict(
@@ -178,17 +197,23 @@ def fit(
     if resume is None:
         run.opt_state = optimizer.init(run.params)
     with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
-        return _Loop(run, data, log_every).train()
+        return _Loop(run, data, log_every, compile_epoch).train()
 
 
 class _Loop:
     """The epoch loop of one `fit` call."""
 
-    def __init__(self, run: Run, data: FitData, log_every: int | None) -> None:
+    def __init__(
+        self, run: Run, data: FitData, log_every: int | None, compile_epoch: bool | None
+    ) -> None:
         self.run, self.data = run, data
         be, s = run.backend, run.settings
         self.xp = be.xp
-        self.step_fn = make_step(run.model, run.optimizer, be)
+        self.step_fn = make_batch_step(run.model, run.optimizer, be)
+        if compile_epoch is None:
+            batch_hooks = any(_watches_batches(cb) for cb in run.callbacks)
+            compile_epoch = be.compiles and not any(run.model.dropout) and not batch_hooks
+        self.epoch_fn = make_epoch(run.model, run.optimizer, be) if compile_epoch else None
         self.n_steps = -(-data.n // s["batch_size"])
         self.total_steps = self.n_steps * s["epochs"]
         self.progress = _progress.Progress(s["epochs"], self.n_steps, s["verbose"], run.epoch)
@@ -233,38 +258,58 @@ class _Loop:
         return result
 
     def _epoch(self) -> None:
-        run, data, xp = self.run, self.data, self.xp
+        run, data, xp, be = self.run, self.data, self.xp, self.run.backend
         t0 = time.perf_counter()
         bs, n = run.settings["batch_size"], data.n
         order = (
-            run.backend.asarray(run.rngs["order"].permutation(n), "int32")
+            be.asarray(run.rngs["order"].permutation(n), "int32")
             if run.settings["shuffle"]
-            else xp.arange(n, dtype=run.backend.dtype("int32"), device=run.backend.device)
+            else xp.arange(n, dtype=be.dtype("int32"), device=be.device)
         )
-        losses, lr = [], self.base_lr
-        for b, start in enumerate(range(0, n, bs)):
-            idx = order[start : min(start + bs, n)]
-            lr = run.schedule.lr(
+        lrs = [
+            run.schedule.lr(
                 self.base_lr,
                 run.schedule_state,
-                step=run.step,
+                step=run.step + b,
                 epoch=run.epoch,
                 samples=run.samples,
                 total_steps=self.total_steps,
             )
-            loss = self._step(idx, lr)
+            for b in range(self.n_steps)
+        ]
+        if be.donates:  # the steps donate these buffers; references taken so far stay valid
+            run.params, run.opt_state = _copy(xp, run.params), _copy(xp, run.opt_state)
+        full = n // bs if self.epoch_fn is not None else 0
+        losses = [self._full_batches(order, full, lrs)] if full else []
+        for b in range(full, self.n_steps):
+            loss = self._step(order[b * bs : min((b + 1) * bs, n)], lrs[b])
             losses.append(loss)
             for cb in run.callbacks:
                 cb.on_batch_end(run, loss)
             if self.log_every and (b + 1) % self.log_every == 0:
-                self._log(b + 1, loss, lr)
+                self._log(b + 1, loss, lrs[b])
         run.samples += n
-        self._end_epoch(losses, lr, t0)
+        self._end_epoch(losses, lrs[-1], t0)
+
+    def _full_batches(self, order: Any, full: int, lrs: list[float]) -> Any:
+        """The epoch's first ``full`` (full-size) batches in one `make_epoch` call; their
+        losses (full,)."""
+        run, data, xp, be = self.run, self.data, self.xp, self.run.backend
+        bs = run.settings["batch_size"]
+        rows = xp.reshape(order[: full * bs], (full, bs))
+        rates = be.asarray(lrs[:full], run.settings["dtype"])
+        run.params, run.opt_state, losses = self.epoch_fn(
+            run.params, run.opt_state, data.x, data.y, data.w, rows, rates
+        )
+        run.step += full
+        for b in range(full):  # only with compile_epoch=True: after the loop, in step order
+            for cb in run.callbacks:
+                if _watches_batches(cb):
+                    cb.on_batch_end(run, losses[b])
+        return losses
 
     def _step(self, idx: Any, lr: float) -> Any:
-        run, data, xp = self.run, self.data, self.xp
-        xb, yb = xp.take(data.x, idx, axis=0), xp.take(data.y, idx, axis=0)
-        wb = None if data.w is None else xp.take(data.w, idx, axis=0)
+        run, data = self.run, self.data
         masks = None
         if any(run.model.dropout):
             host = _host.dropout_masks(
@@ -274,7 +319,7 @@ class _Loop:
                 None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host
             ]
         run.params, run.opt_state, loss = self.step_fn(
-            run.params, run.opt_state, xb, yb, lr, wb, masks
+            run.params, run.opt_state, data.x, data.y, data.w, idx, lr, masks
         )
         run.step += 1
         return loss
@@ -295,26 +340,30 @@ class _Loop:
         )
 
     def _end_epoch(self, losses: list, lr: float, t0: float) -> None:
-        run, data = self.run, self.data
+        """``losses``: the epoch's step losses, 0-d arrays and (after `_full_batches`) one
+        (S,) array first."""
+        run, data, xp = self.run, self.data, self.xp
         scalars = self._epoch_scalars()
         leaves = list(tree_leaves(run.params))
-        finite = self.xp.all(self.xp.stack([self.xp.all(self.xp.isfinite(p)) for p in leaves]))
-        values = [*losses, *scalars.values(), self.xp.astype(finite, losses[0].dtype)]
-        host = run.backend.to_numpy(self.xp.stack(values)).tolist()  # the epoch's one sync
-        step_losses = host[: len(losses)]
+        finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in leaves]))
+        dtype = losses[0].dtype
+        tail = [*(v for v in losses if v.ndim == 0), *scalars.values(), xp.astype(finite, dtype)]
+        values = xp.concat([*(v for v in losses if v.ndim == 1), xp.stack(tail)])
+        host = run.backend.to_numpy(values).tolist()  # the epoch's one sync
+        step_losses = host[: self.n_steps]
         bad = next((v for v in step_losses if not math.isfinite(v)), None)
         if bad is not None or not host[-1]:
             raise _NonFinite(self._diverged_message(bad if bad is not None else math.nan, lr))
         sizes = [
             min(run.settings["batch_size"], data.n - i * run.settings["batch_size"])
-            for i in range(len(losses))
+            for i in range(self.n_steps)
         ]
         elapsed = time.perf_counter() - t0
         record = {
             "epoch": run.epoch + 1,
             "loss": math.fsum(v * s for v, s in zip(step_losses, sizes, strict=True)) / data.n,
         }
-        record.update(zip(scalars, host[len(losses) : -1], strict=True))
+        record.update(zip(scalars, host[self.n_steps : -1], strict=True))
         record.update(lr=lr, time=elapsed, samples_per_s=data.n / elapsed)
         run.epoch += 1
         run.history.append(record, step_losses)
@@ -356,3 +405,14 @@ class _Loop:
 
 class _NonFinite(Exception):
     """Internal: raised inside the loop, turned into `TrainingDiverged` with the result."""
+
+
+def _watches_batches(cb: Callback) -> bool:
+    """Whether a callback does something in ``on_batch_end`` (a subclass override, or a
+    `LambdaCallback` given one)."""
+    return type(cb).on_batch_end is not Callback.on_batch_end or "on_batch_end" in vars(cb)
+
+
+def _copy(xp: Any, tree: Any) -> Any:
+    """A copy of every array in ``tree`` (other leaves, e.g. Python numbers, as they are)."""
+    return tree_map(lambda a: xp.asarray(a, copy=True) if hasattr(a, "shape") else a, tree)

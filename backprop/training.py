@@ -8,6 +8,7 @@ learning rate (a Python float the schedule computed; traced, so a new value does
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -18,16 +19,44 @@ from .data import DataError, check_training_data
 from .model import MLP, Params
 from .optimizers import Optimizer
 
-__all__ = ["DataError", "TrainResult", "check_training_data", "make_step", "train"]
+__all__ = [
+    "DataError",
+    "TrainResult",
+    "check_training_data",
+    "make_batch_step",
+    "make_epoch",
+    "make_step",
+    "train",
+]
 
 
-def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable:
-    """The training step ``(params, state, xb, yb, lr, weights, masks) -> (params, state, loss)``.
+_COMPILED: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
+_COMPILED_MAX = 32  # compiled functions kept (least recently used dropped first)
 
-    Pure: inputs are never modified. Compiled with ``backend.compile`` when a backend is given
-    (``jax.jit`` on JAX, unchanged elsewhere).
+
+def _compiled(kind: str, model: MLP, optimizer: Optimizer, be: Any, build: Callable) -> Callable:
+    """``build()`` compiled once per (kind, model, optimizer, backend) on compiling backends.
+
+    ``jax.jit`` caches traces per function object, so a fresh closure per `fit` call would
+    retrace and recompile every call; reusing the compiled function means a second `fit` of the
+    same model and optimizer (another seed, more epochs, cross-validation folds) compiles
+    nothing. The key is everything the traced function depends on: the model's and the
+    optimizer's complete reprs (their constructor arguments) and the backend (library, device).
     """
+    if not be.compiles:
+        return build()
+    key = (kind, repr(model), type(optimizer), repr(optimizer), be)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        fn = _COMPILED[key] = build()
+        if len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    return fn
 
+
+def _pure_step(model: MLP, optimizer: Optimizer) -> Callable:
     def step(
         params: Params,
         state: Any,
@@ -41,7 +70,73 @@ def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable
         params, state = optimizer.update(params, grads, state, lr)
         return params, state, loss
 
-    return step if backend is None else backends.as_backend(backend).compile(step)
+    return step
+
+
+def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable:
+    """The training step ``(params, state, xb, yb, lr, weights, masks) -> (params, state, loss)``.
+
+    Pure: inputs are never modified (nor donated). Compiled with ``backend.compile`` when a
+    backend is given (``jax.jit`` on JAX, unchanged elsewhere); the compiled step is cached, so
+    asking again for the same model, optimizer and backend returns the same function.
+    """
+    if backend is None:
+        return _pure_step(model, optimizer)
+    be = backends.as_backend(backend)
+    return _compiled("step", model, optimizer, be, lambda: be.compile(_pure_step(model, optimizer)))
+
+
+def make_batch_step(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
+    """`fit`'s step on device-resident data: ``(params, state, x, y, w, idx, lr, masks) ->
+    (params, state, loss)`` trains on rows ``idx`` (B,) of ``x`` (N, n_in), ``y`` (N, n_out)
+    and ``w`` (N,) or None, gathered inside the step (one dispatch per step on JAX).
+
+    Compiled and cached like `make_step`; ``params`` and ``state`` are donated (invalid after
+    the call on backends that donate), so pass arrays nobody else holds.
+    """
+    be = backends.as_backend(backend)
+    step = _pure_step(model, optimizer)
+    xp = be.xp
+
+    def batch_step(params, state, x, y, w, idx, lr, masks):
+        wb = None if w is None else xp.take(w, idx, axis=0)
+        xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+        return step(params, state, xb, yb, lr, wb, masks)
+
+    return _compiled(
+        "batch_step", model, optimizer, be, lambda: be.compile(batch_step, donate_argnums=(0, 1))
+    )
+
+
+def make_epoch(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
+    """Many steps as one call: ``(params, state, x, y, w, order, lrs) -> (params, state,
+    losses)``. Row ``s`` of ``order`` (S, B) holds the rows of step ``s``, ``lrs`` (S,) its
+    learning rates; ``losses`` (S,) are the steps' losses.
+
+    The steps run through ``backend.scan``: one compiled ``jax.lax.scan`` on JAX (one dispatch
+    for the whole epoch, no per-step Python), a Python loop elsewhere. Every step is the same
+    pure step as `make_batch_step`'s, so the numbers match step-by-step training. Compiled,
+    cached and donating like `make_batch_step`; S and B are part of the compiled shape, so an
+    epoch of the same size reuses it.
+    """
+    be = backends.as_backend(backend)
+    step = _pure_step(model, optimizer)
+    xp = be.xp
+
+    def epoch(params, state, x, y, w, order, lrs):
+        def body(carry, row):
+            idx, lr = row
+            wb = None if w is None else xp.take(w, idx, axis=0)
+            xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+            params, state, loss = step(*carry, xb, yb, lr, wb, None)
+            return (params, state), loss
+
+        (params, state), losses = be.scan(body, (params, state), (order, lrs))
+        return params, state, losses
+
+    return _compiled(
+        "epoch", model, optimizer, be, lambda: be.compile(epoch, donate_argnums=(0, 1))
+    )
 
 
 @dataclasses.dataclass

@@ -1,0 +1,157 @@
+"""The compiled training paths: whole-epoch loops (`make_epoch`, ``fit(compile_epoch=...)``),
+cached compiled steps (no recompiles across epochs, partial batches or `fit` calls) and donated
+buffers (references the user or a callback holds stay valid)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from conftest import backend_or_skip, eps, to_host
+from fit_helpers import blobs, classifier
+
+import backprop as bp
+from backprop.optimizers import SGD, Adam
+from backprop.training import make_batch_step, make_epoch, make_step
+
+# 60 rows in batches of 16: three full batches and a partial one of 12.
+X, LABELS = blobs(n_per_class=20)
+
+
+def _fit(backend, dtype="float64", **kwargs):
+    settings = dict(optimizer=Adam(0.01), backend=backend, dtype=dtype, epochs=3, batch_size=16)
+    settings.update(verbose=0, seed=1)
+    settings.update(kwargs)
+    return bp.fit(classifier(), X, LABELS, **settings)
+
+
+def test_compile_epoch_gives_the_step_by_step_numbers(backend, dtype):
+    """One `make_epoch` call per epoch (jax.lax.scan on JAX, a Python loop elsewhere) computes
+    exactly the steps that one call per step computes."""
+    looped = _fit(backend, dtype, compile_epoch=True)
+    stepped = _fit(backend, dtype, compile_epoch=False)
+    # Bit-identical where both run the same eager ops; XLA may fuse the scan's body differently
+    # from the single step, so allow a few rounding steps per update on compiling backends.
+    rtol = 50 * eps(dtype) if backend.compiles else 0.0
+    np.testing.assert_allclose(looped.history.step_losses, stepped.history.step_losses, rtol=rtol)
+    for a, b in zip(looped.params, stepped.params, strict=True):
+        for k in a:
+            np.testing.assert_allclose(
+                to_host(backend, a[k]), to_host(backend, b[k]), rtol=rtol, atol=rtol
+            )
+    assert len(looped.history.step_losses) == 3 * 4
+
+
+def test_compile_epoch_defaults_to_the_backend(backend):
+    """Default: a whole-epoch loop where the backend compiles (JAX), one call per step
+    elsewhere; dropout or a per-batch callback keeps the per-step path."""
+    seen = []
+
+    def spy(run, loss):
+        seen.append(run.step)
+
+    plain = _fit(backend, epochs=1)
+    hooked = _fit(backend, epochs=1, callbacks=[bp.LambdaCallback(on_batch_end=spy)])
+    assert seen == [1, 2, 3, 4]  # called after each step, with the step count of that step
+    np.testing.assert_allclose(
+        plain.history.step_losses, hooked.history.step_losses, rtol=100 * eps("float64")
+    )
+
+
+def test_forced_compile_epoch_calls_batch_callbacks_after_the_loop(backend):
+    losses = []
+    result = _fit(
+        backend,
+        compile_epoch=True,
+        callbacks=[bp.LambdaCallback(on_batch_end=lambda run, loss: losses.append(float(loss)))],
+    )
+    assert losses == result.history.step_losses
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"compile_epoch": "yes"}, "compile_epoch must be True, False or None, received 'yes'"),
+        ({"compile_epoch": True, "dropout": 0.2}, "compile_epoch=True needs a model without"),
+    ],
+)
+def test_compile_epoch_errors(kwargs, message):
+    dropout = kwargs.pop("dropout", 0.0)
+    with pytest.raises(ValueError, match=message):
+        bp.fit(classifier(dropout=dropout), X, LABELS, epochs=1, verbose=0, **kwargs)
+
+
+def test_scan_matches_a_python_loop(backend):
+    xs = (backend.asarray(np.arange(6.0).reshape(3, 2), "float32"),)
+
+    def body(carry, row):
+        (x,) = row
+        total = carry + backend.xp.sum(x)
+        return total, total * 2
+
+    carry, ys = backend.compile(lambda c, xs: backend.scan(body, c, xs))(
+        backend.asarray(1.0, "float32"), xs
+    )
+    assert float(carry) == 16.0
+    np.testing.assert_array_equal(to_host(backend, ys), [4.0, 14.0, 32.0])
+
+
+def test_compiled_functions_are_cached(backend):
+    model, opt = classifier(), SGD(0.1)
+    for make in (make_step, make_batch_step, make_epoch):
+        first, again = make(model, opt, backend), make(classifier(), SGD(0.1), backend)
+        assert (first is again) == backend.compiles
+        assert make(model, SGD(0.2), backend) is not first  # another optimizer: another trace
+
+
+@pytest.fixture
+def jax_compiles():
+    """The messages JAX logs while compiling (``jax.log_compiles``), as a list."""
+    jax = pytest.importorskip("jax")
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.DEBUG)
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles(True):
+            yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_jax_compiles_once_per_shape_not_per_epoch_or_fit(jax_compiles):
+    """The first fit compiles (the epoch loop, the partial batch's step, evaluation ops); more
+    epochs, a partial last batch each epoch, and a second fit with another seed compile
+    nothing."""
+    backend = backend_or_skip("jax")
+    model = classifier(sizes=(4, 7, 3))  # a model no other test compiled
+    settings = dict(optimizer=SGD(0.1), backend=backend, batch_size=16, verbose=0)
+    bp.fit(model, X, LABELS, epochs=1, **settings)
+    assert any("ompil" in m for m in jax_compiles), "positive control: the first fit compiles"
+    jax_compiles.clear()
+    bp.fit(model, X, LABELS, epochs=4, seed=5, validation_split=0.0, **settings)
+    assert [m for m in jax_compiles if "ompil" in m] == []
+
+
+def test_donated_buffers_do_not_invalidate_what_the_user_holds():
+    """On JAX the step donates the parameter and optimizer-state buffers; the parameters a user
+    passed in, and those a callback kept at an epoch end, are never the donated ones."""
+    backend = backend_or_skip("jax")
+    params = classifier().init(seed=3, backend=backend, dtype="float32")
+    kept = []
+    result = _fit(
+        backend,
+        dtype="float32",
+        params=params,
+        callbacks=[bp.LambdaCallback(on_epoch_end=lambda run: kept.append(run.params))],
+    )
+    for tree in (params, *kept, result.params):
+        for layer in tree:
+            assert not any(v.is_deleted() for v in layer.values())
+    np.testing.assert_array_equal(to_host(backend, kept[-1][0]["W"]), result.params[0]["W"])
