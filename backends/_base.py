@@ -238,6 +238,10 @@ class Library:
         """Compile a pure function; identity unless the library has a tracer (JAX)."""
         return fn
 
+    def take_rows(self, xp: Any, x: Any, idx: Any) -> Any:
+        """Rows ``idx`` (B,) of ``x`` (N, ...); the indices are in range and non-negative."""
+        return xp.take(x, idx, axis=0)
+
     def scan(self, xp: Any, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
         """``body(carry, x) -> (carry, y)`` over the leading axis of every array in ``xs``;
         returns the last carry and the ``y`` (0-d arrays) stacked. A Python loop here; one
@@ -344,6 +348,11 @@ class Backend(BackendSettings):
         backend that `donates`, those input arrays are invalid after the call.
         """
         return self.library.compile(fn, donate_argnums=donate_argnums)
+
+    def take_rows(self, x: Any, idx: Any) -> Any:
+        """Rows ``idx`` (B,) of ``x`` (N, ...), gathered on the device: ``xp.take(x, idx,
+        axis=0)`` for in-range, non-negative ``idx`` (the batch gather of every step)."""
+        return self.library.take_rows(self.xp, x, idx)
 
     def scan(self, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
         """Run ``body(carry, x) -> (carry, y)`` for each row ``x`` (a tuple, one row of each

@@ -77,6 +77,13 @@ class TorchLibrary(Library):
     def to_numpy(self, x: Any) -> Any:
         return x.detach().cpu().numpy()
 
+    def take_rows(self, xp: Any, x: Any, idx: Any) -> Any:
+        import torch
+
+        # array-api-compat's take also maps negative indices (three more kernels per call);
+        # batch indices never are negative.
+        return torch.index_select(x, 0, idx)
+
     def synchronize(self, device: Any, values: tuple[Any, ...]) -> None:
         import torch
 

@@ -96,12 +96,10 @@ def make_batch_step(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
     """
     be = backends.as_backend(backend)
     step = _pure_step(model, optimizer)
-    xp = be.xp
 
     def batch_step(params, state, x, y, w, idx, lr, masks):
-        wb = None if w is None else xp.take(w, idx, axis=0)
-        xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
-        return step(params, state, xb, yb, lr, wb, masks)
+        wb = None if w is None else be.take_rows(w, idx)
+        return step(params, state, be.take_rows(x, idx), be.take_rows(y, idx), lr, wb, masks)
 
     return _compiled(
         "batch_step", model, optimizer, be, lambda: be.compile(batch_step, donate_argnums=(0, 1))
@@ -121,13 +119,12 @@ def make_epoch(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
     """
     be = backends.as_backend(backend)
     step = _pure_step(model, optimizer)
-    xp = be.xp
 
     def epoch(params, state, x, y, w, order, lrs):
         def body(carry, row):
             idx, lr = row
-            wb = None if w is None else xp.take(w, idx, axis=0)
-            xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+            wb = None if w is None else be.take_rows(w, idx)
+            xb, yb = be.take_rows(x, idx), be.take_rows(y, idx)
             params, state, loss = step(*carry, xb, yb, lr, wb, None)
             return (params, state), loss
 

@@ -155,3 +155,10 @@ def test_donated_buffers_do_not_invalidate_what_the_user_holds():
         for layer in tree:
             assert not any(v.is_deleted() for v in layer.values())
     np.testing.assert_array_equal(to_host(backend, kept[-1][0]["W"]), result.params[0]["W"])
+
+
+def test_take_rows_gathers_batches_on_the_device(backend):
+    data = np.arange(12.0).reshape(6, 2)
+    idx = backend.asarray(np.array([5, 0, 3, 3]), "int32")
+    rows = backend.take_rows(backend.asarray(data, "float32"), idx)
+    np.testing.assert_array_equal(to_host(backend, rows), data[[5, 0, 3, 3]])
