@@ -40,6 +40,7 @@ from ._fitdata import (
     check_compile_epoch,
     check_fit_args,
     check_monitors,
+    move_opt_state,
     move_params,
     prepare_data,
 )
@@ -117,6 +118,7 @@ def fit(
     sample_weight: Any = None,
     callbacks: Sequence[Callback] = (),
     params: Params | None = None,
+    opt_state: Any = None,
     resume: Any = None,
     diagnostics: bool = False,
     log_every: int | None = None,
@@ -147,6 +149,11 @@ def fit(
         ``{class: weight}`` or "balanced"; per-row weights (N,). Weights are rescaled to mean 1.
     callbacks : `Callback` objects, e.g. ``EarlyStopping``, ``ModelCheckpoint``.
     params : initial parameters instead of ``model.init(seed)``.
+    opt_state : initial optimizer state instead of ``optimizer.init(params)``, e.g. the
+        ``opt_state`` of a previous `FitResult` of the same optimizer and model, to continue its
+        momentum or moments (host NumPy or any backend's arrays; moved to ``backend`` in
+        ``dtype``). It must have the structure and shapes ``optimizer.init`` gives for these
+        parameters. Not with ``resume`` (a checkpoint holds its own).
     resume : path of a checkpoint to continue from (same model, optimizer, schedule, batch size,
         seed and validation split); training continues up to ``epochs`` in total.
     diagnostics : add per-layer gradient-flow columns to the history (`backprop.diagnostics`).
@@ -167,7 +174,9 @@ def fit(
     be = backends.as_backend(backend)
     optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
     schedule = get_schedule(schedule)
-    check_fit_args(epochs, batch_size, seed, validation_split, validation_data, params, resume)
+    check_fit_args(
+        epochs, batch_size, seed, validation_split, validation_data, params, resume, opt_state
+    )
     check_compile_epoch(compile_epoch, model)
     if stratify is None:
         stratify = model.task == "classification"
@@ -194,8 +203,10 @@ def fit(
         run.params = model.init(seed=seed, backend=be, dtype=dtype)
     else:
         run.params = move_params(model, params, be, dtype)
-    if resume is None:
+    if resume is None and opt_state is None:
         run.opt_state = optimizer.init(run.params)
+    elif resume is None:
+        run.opt_state = move_opt_state(optimizer, run.params, opt_state, be, dtype)
     with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
         return _Loop(run, data, log_every, compile_epoch).train()
 

@@ -385,3 +385,133 @@ def test_unknown_optimizer_and_bad_keyword():
         bp.get_optimizer("sdg")
     with pytest.raises(TypeError, match="optimizer 'sgd'.*momentun"):
         bp.get_optimizer("sgd", momentun=0.9)
+
+
+# -- Adam's two forms: where eps is added (epsilon_on) -------------------------------------------
+
+
+def _adam_folded_reference(w, grads, lr, beta_1, beta_2, epsilon, weight_decay=0.0):
+    """Adam with the bias corrections folded into the step size (Kingma & Ba section 2,
+    scikit-learn's ``AdamOptimizer``), written out with NumPy, in scikit-learn's order."""
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        lr_t = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        w = (1 - lr * weight_decay) * w - lr_t * m / (np.sqrt(v) + epsilon)
+    return w
+
+
+@pytest.mark.parametrize("cls", [bp.Adam, bp.AdamW])
+@pytest.mark.parametrize("epsilon_on", ["vhat", "v"])
+def test_adam_forms_match_their_numpy_references(backend, cls, epsilon_on):
+    """eps = 1e-3 is large enough that the two forms differ in the third digit; each matches
+    its own float64 reference (the default form: the same reference as the table above)."""
+    kwargs = {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3}
+    kwargs_w = {**kwargs, "weight_decay": 0.3} if cls is bp.AdamW else kwargs
+    opt = cls(lr=0.05, **kwargs_w, epsilon_on=epsilon_on)
+    rng = np.random.default_rng(2)
+    w0, grads = rng.normal(size=(3, 2)), [1e-3 * rng.normal(size=(3, 2)) for _ in range(4)]
+    params = {"W": backend.asarray(w0, "float64")}
+    state = opt.init(params)
+    for g in grads:
+        params, state = opt.update(params, {"W": backend.asarray(g, "float64")}, state)
+    reference = _adam_folded_reference if epsilon_on == "v" else _adam_reference
+    other = _adam_reference if epsilon_on == "v" else _adam_folded_reference
+    assert_close(backend, params["W"], reference(w0, grads, 0.05, **kwargs_w), rtol=1e-12)
+    gap = np.abs(to_host(backend, params["W"]) - other(w0, grads, 0.05, **kwargs_w)).max()
+    assert gap > 1e-6  # the forms really differ here
+
+
+def test_adam_folded_form_is_the_default_form_with_eps_over_sqrt_of_the_b2_correction():
+    """One step from zero moments: folded eps == default eps / sqrt(1 - b2)."""
+    import backends
+
+    be = backends.get_backend("numpy")
+    g = {"w": be.asarray(np.array([1e-6, -3e-5, 2e-3]), "float64")}
+    w = {"w": be.asarray(np.zeros(3), "float64")}
+    b2, eps = 0.999, 1e-6
+    folded = bp.Adam(lr=0.1, beta_2=b2, epsilon=eps, epsilon_on="v")
+    textbook = bp.Adam(lr=0.1, beta_2=b2, epsilon=eps / np.sqrt(1 - b2))
+    a, _ = folded.update(w, g, folded.init(w))
+    b, _ = textbook.update(w, g, textbook.init(w))
+    np.testing.assert_allclose(a["w"], b["w"], rtol=1e-12)
+
+
+def test_adam_folded_form_reproduces_sklearns_adam_optimizer():
+    """The oracle: scikit-learn's own ``AdamOptimizer``, step for step, in float64."""
+    optimizers = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    import backends
+
+    be = backends.get_backend("numpy")
+    rng = np.random.default_rng(3)
+    w0 = [rng.normal(size=(4, 3)), rng.normal(size=3)]
+    theirs = [w.copy() for w in w0]
+    oracle = optimizers.AdamOptimizer(theirs, 0.01, 0.8, 0.95, 1e-4)
+    opt = bp.Adam(0.01, 0.8, 0.95, 1e-4, epsilon_on="v")
+    ours = [be.asarray(w, "float64") for w in w0]
+    state = opt.init(ours)
+    for _ in range(5):
+        grads = [rng.normal(size=w.shape) * 1e-3 for w in w0]
+        oracle.update_params(theirs, grads)
+        ours, state = opt.update(ours, [be.asarray(g, "float64") for g in grads], state)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=0)
+
+
+def test_adam_epsilon_on_is_keyword_only_and_checked():
+    assert bp.Adam().epsilon_on == "vhat"
+    assert bp.AdamW(0.1, 0.9, 0.99, 1e-7, 0.5).weight_decay == 0.5  # positions unchanged
+    assert bp.get_optimizer(**bp.Adam(epsilon_on="v").spec()) == bp.Adam(epsilon_on="v")
+    with pytest.raises(ValueError, match=r"^Adam: epsilon_on must be one of \['vhat', 'v'\], "):
+        bp.Adam(epsilon_on="sqrt")
+
+
+# -- fit(opt_state=...): continuing an optimizer's state ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [bp.SGD(lr=0.05, momentum=0.9), bp.Adam(lr=0.01), bp.RMSProp(lr=0.01)],
+    ids=["momentum", "adam", "rmsprop"],
+)
+def test_fit_continues_from_opt_state(backend, optimizer):
+    """Two one-epoch fits handing on params and opt_state take exactly the steps of one
+    two-epoch fit (no shuffling, so the batches are the same)."""
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(24, 3)), rng.integers(0, 2, 24)
+    model = bp.MLP([3, 5, 2], hidden="tanh", output="softmax", loss="cross_entropy")
+    common = dict(
+        optimizer=optimizer,
+        backend=backend,
+        dtype="float64",
+        batch_size=8,
+        shuffle=False,
+        metric=None,
+        verbose=0,
+    )
+    both = bp.fit(model, X, y, epochs=2, **common)
+    first = bp.fit(model, X, y, epochs=1, **common)
+    host_state = bp.tree_map(backend.to_numpy, first.opt_state)  # host arrays are moved back
+    second = bp.fit(model, X, y, epochs=1, params=first.params, opt_state=host_state, **common)
+    for a, b in zip(bp.tree_leaves(second.params), bp.tree_leaves(both.params), strict=True):
+        assert_close(backend, a, to_host(backend, b), rtol=1e-13)
+
+
+def test_fit_rejects_an_opt_state_that_does_not_fit():
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(8, 3)), rng.integers(0, 2, 8)
+    model = bp.MLP([3, 4, 2], hidden="tanh", output="softmax", loss="cross_entropy")
+    other = bp.MLP([3, 5, 2], hidden="tanh", output="softmax", loss="cross_entropy")
+    state = bp.Adam().init(other.init(seed=0, dtype="float64"))
+    common = dict(epochs=1, metric=None, verbose=0)
+    with pytest.raises(
+        ValueError,
+        match=r"opt_state\['m'\]\[0\]\['W'\] should be an array of "
+        r"shape \(3, 4\), received shape \(3, 5\)",
+    ):
+        bp.fit(model, X, y, opt_state=state, **common)
+    with pytest.raises(ValueError, match=r"opt_state should be a dict with keys \['velocity'\]"):
+        bp.fit(model, X, y, optimizer=bp.SGD(momentum=0.9), opt_state={}, **common)
+    with pytest.raises(ValueError, match="give opt_state or resume, not both"):
+        bp.fit(model, X, y, opt_state=state, resume="last.npz", **common)
