@@ -214,7 +214,9 @@ class Library:
 
     # -- data movement and execution -----------------------------------------------------------
     def asarray(self, xp: Any, host: Any, dtype: Any, device: Any) -> Any:
-        return xp.asarray(host, dtype=dtype, device=device)
+        # Always a copy: sharing the host array's memory (NumPy, torch on the CPU) would let a
+        # later write to the user's array change the data (and torch warns on read-only input).
+        return xp.asarray(host, dtype=dtype, device=device, copy=True)
 
     def to_numpy(self, x: Any) -> Any:
         import numpy as np

@@ -162,3 +162,16 @@ def test_take_rows_gathers_batches_on_the_device(backend):
     idx = backend.asarray(np.array([5, 0, 3, 3]), "int32")
     rows = backend.take_rows(backend.asarray(data, "float32"), idx)
     np.testing.assert_array_equal(to_host(backend, rows), data[[5, 0, 3, 3]])
+
+
+def test_asarray_copies_host_data(backend):
+    """Host arrays are copied to the backend: read-only input works without a warning, and a
+    later write to the host array does not change the backend's copy."""
+    host = np.arange(4.0)
+    host.setflags(write=False)
+    moved = backend.asarray(host, "float64" if backend.supports_dtype("float64") else "float32")
+    writable = np.arange(4.0, dtype=np.float32)
+    other = backend.asarray(writable, "float32")
+    writable[:] = -1.0
+    np.testing.assert_array_equal(to_host(backend, moved), [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(to_host(backend, other), [0.0, 1.0, 2.0, 3.0])
