@@ -98,7 +98,9 @@ class JaxLibrary(Library):
         import jax
         import numpy as np
 
-        return jax.device_put(np.asarray(host, dtype=dtype), device)
+        # A private copy: device_put may read the host buffer after returning (asynchronous
+        # transfer, or zero-copy on the CPU), so the user's array must not be handed over.
+        return jax.device_put(np.array(host, dtype=dtype, copy=True), device)
 
     def synchronize(self, device: Any, values: tuple[Any, ...]) -> None:
         import jax
