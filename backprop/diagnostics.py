@@ -17,7 +17,17 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
-__all__ = ["gradient_flow"]
+__all__ = ["flow_columns", "gradient_flow"]
+
+
+def flow_columns(model: Any) -> list[str]:
+    """The keys `gradient_flow` returns for ``model``, in order."""
+    names = []
+    for i, layer in enumerate(model.layers):
+        names += [f"delta_norm_{i}", f"grad_norm_{i}"]
+        if layer.activation.peak_derivative is not None:
+            names.append(f"saturation_{i}")
+    return names
 
 
 def gradient_flow(model: Any, params: Any, X: Any, Y: Any) -> dict[str, Any]:

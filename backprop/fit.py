@@ -35,6 +35,7 @@ from typing import Any
 import backends
 
 from . import _host, _progress
+from ._epoch_end import make_epoch_end
 from ._fitdata import (
     FitData,
     check_compile_epoch,
@@ -46,19 +47,16 @@ from ._fitdata import (
 )
 from .callbacks import Callback
 from .data import DataError
-from .diagnostics import gradient_flow
-from .evaluation import evaluate_arrays, resolve_metric
+from .evaluation import resolve_metric
 from .history import History
 from .model import MLP, Params, dtype_name
 from .optimizers import Adam, Optimizer, get_optimizer
 from .run import Run
 from .schedules import Schedule, get_schedule
 from .training import make_batch_step, make_epoch
-from .tree import tree_leaves, tree_map
+from .tree import tree_map
 
 __all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "fit"]
-
-DIAGNOSTIC_ROWS = 256  # rows of the fixed batch the gradient-flow diagnostics use
 
 
 class TrainingDiverged(FloatingPointError):
@@ -225,6 +223,7 @@ class _Loop:
             batch_hooks = any(_watches_batches(cb) for cb in run.callbacks)
             compile_epoch = be.compiles and not any(run.model.dropout) and not batch_hooks
         self.epoch_fn = make_epoch(run.model, run.optimizer, be) if compile_epoch else None
+        self.columns, self.epoch_end = make_epoch_end(run.model, be, s, data.x_val is not None)
         self.n_steps = -(-data.n // s["batch_size"])
         self.total_steps = self.n_steps * s["epochs"]
         self.progress = _progress.Progress(s["epochs"], self.n_steps, s["verbose"], run.epoch)
@@ -353,13 +352,8 @@ class _Loop:
     def _end_epoch(self, losses: list, lr: float, t0: float) -> None:
         """``losses``: the epoch's step losses, 0-d arrays and (after `_full_batches`) one
         (S,) array first."""
-        run, data, xp = self.run, self.data, self.xp
-        scalars = self._epoch_scalars()
-        leaves = list(tree_leaves(run.params))
-        finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in leaves]))
-        dtype = losses[0].dtype
-        tail = [*(v for v in losses if v.ndim == 0), *scalars.values(), xp.astype(finite, dtype)]
-        values = xp.concat([*(v for v in losses if v.ndim == 1), xp.stack(tail)])
+        run, data = self.run, self.data
+        values = self.epoch_end(run.params, losses, data.x, data.y, data.x_val, data.y_val)
         host = run.backend.to_numpy(values).tolist()  # the epoch's one sync
         step_losses = host[: self.n_steps]
         bad = next((v for v in step_losses if not math.isfinite(v)), None)
@@ -374,29 +368,12 @@ class _Loop:
             "epoch": run.epoch + 1,
             "loss": math.fsum(v * s for v, s in zip(step_losses, sizes, strict=True)) / data.n,
         }
-        record.update(zip(scalars, host[self.n_steps : -1], strict=True))
+        record.update(zip(self.columns, host[self.n_steps : -1], strict=True))
         record.update(lr=lr, time=elapsed, samples_per_s=data.n / elapsed)
         run.epoch += 1
         run.history.append(record, step_losses)
         self.good = (run.params, run.opt_state)
         self._after_epoch(record)
-
-    def _epoch_scalars(self) -> dict[str, Any]:
-        """Device scalars read at the end of the epoch: metrics, validation, diagnostics."""
-        run, data, s = self.run, self.data, self.run.settings
-        out: dict[str, Any] = {}
-        metric, threshold = s["metric"], s["threshold"]
-        if s["train_metrics"] and metric is not None:
-            out[metric] = evaluate_arrays(run.model, run.params, data.x, data.y, metric, threshold)[
-                metric
-            ]
-        if data.x_val is not None:
-            val = evaluate_arrays(run.model, run.params, data.x_val, data.y_val, metric, threshold)
-            out.update({f"val_{k}": v for k, v in val.items()})
-        if s["diagnostics"]:
-            rows = min(DIAGNOSTIC_ROWS, data.n)
-            out.update(gradient_flow(run.model, run.params, data.x[:rows, ...], data.y[:rows, ...]))
-        return out
 
     def _after_epoch(self, record: dict[str, float]) -> None:
         run = self.run
