@@ -124,13 +124,10 @@ class Relu(Activation):
     """a = max(z, 0); f' = 1 where a > 0 else 0 (the subgradient 0 is chosen at z = 0)."""
 
     def forward(self, xp, z):
-        return xp.maximum(z, 0.0)
+        return xp.maximum(z, xp.zeros_like(z))
 
     def derivative(self, xp, z, a):
         return _step(xp, a)
-
-    def vjp(self, xp, z, a, g):
-        return xp.where(a > 0, g, 0.0)  # g * f'(a) in one pass, without materializing f'
 
 
 @register("leaky_relu")
