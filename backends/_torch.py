@@ -18,8 +18,9 @@ handle was created yet in the process (the record says which).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._base import CUBLAS_WORKSPACE_CONFIG, Library, UnknownBackendError, cpu_description, set_env
@@ -76,6 +77,18 @@ class TorchLibrary(Library):
 
     def to_numpy(self, x: Any) -> Any:
         return x.detach().cpu().numpy()
+
+    def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
+        """``fn`` run under ``torch.no_grad()``: nothing here needs autograd's bookkeeping, and
+        skipping it takes a few microseconds off each of the step's ~60 kernel calls."""
+        import torch
+
+        @functools.wraps(fn)
+        def without_autograd(*args: Any, **kwargs: Any) -> Any:
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+
+        return without_autograd
 
     def take_rows(self, xp: Any, x: Any, idx: Any) -> Any:
         import torch
