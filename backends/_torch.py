@@ -90,6 +90,19 @@ class TorchLibrary(Library):
 
         return without_autograd
 
+    def asarray(self, xp: Any, host: Any, dtype: Any, device: Any) -> Any:
+        import numpy as np
+        import torch
+
+        if isinstance(host, torch.Tensor):
+            return host.to(device=device, dtype=dtype, copy=True)
+        # A private copy in native byte order, then converted: torch.asarray(copy=True) fails on
+        # 0-d arrays that change dtype, and on big-endian input (e.g. some .npy files).
+        private = np.array(host, copy=True)
+        if not private.dtype.isnative:
+            private = private.astype(private.dtype.newbyteorder("="))
+        return xp.asarray(private, dtype=dtype, device=device)
+
     def take_rows(self, xp: Any, x: Any, idx: Any) -> Any:
         import torch
 

@@ -128,12 +128,22 @@ def test_auto_prefers_gpu_then_numpy():
         assert be.name == "numpy"
 
 
-def test_compile_is_identity_except_on_jax(backend):
+def test_compile_keeps_the_function_and_says_what_it_does(backend):
+    """jax: ``jax.jit`` (compiles, donates); torch: the function under ``torch.no_grad()``
+    (same results, no autograd bookkeeping); elsewhere the function itself."""
+
     def f(x):
         return x * 2.0
 
     compiled = backend.compile(f)
+    x = backend.asarray([1.0, 2.0], "float32")
+    np.testing.assert_array_equal(backend.to_numpy(compiled(x)), [2.0, 4.0])
     if backend.name == "jax":
         assert compiled is not f and hasattr(compiled, "lower")
+        assert backend.compiles and backend.donates
+    elif backend.name == "torch":
+        assert compiled is not f and compiled.__wrapped__ is f
+        assert not backend.compiles and not backend.donates
     else:
         assert compiled is f
+        assert not backend.compiles and not backend.donates

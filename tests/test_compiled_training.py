@@ -175,3 +175,13 @@ def test_asarray_copies_host_data(backend):
     writable[:] = -1.0
     np.testing.assert_array_equal(to_host(backend, moved), [0.0, 1.0, 2.0, 3.0])
     np.testing.assert_array_equal(to_host(backend, other), [0.0, 1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "host",
+    [np.asarray(7.0), np.arange(3.0).astype(">f8"), [1.0, 2.0]],
+    ids=["0-d float64", "big-endian", "list"],
+)
+def test_asarray_converts_any_host_input_to_float32(backend, host):
+    moved = backend.asarray(host, "float32")
+    np.testing.assert_array_equal(to_host(backend, moved), np.asarray(host, dtype=np.float32))
