@@ -6,6 +6,8 @@ import os
 import platform
 from typing import Any
 
+from backends._base import cpu_description
+
 from .contenders._common import distribution_versions
 
 __all__ = ["machine_info"]
@@ -24,17 +26,6 @@ LIBRARIES = (
 )
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as lines:
-            for line in lines:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _memory_gib() -> float | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -45,7 +36,7 @@ def _memory_gib() -> float | None:
 def machine_info() -> dict[str, Any]:
     """CPU model, logical cores, memory, OS, Python and the versions of the libraries involved."""
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "platform": platform.platform(),

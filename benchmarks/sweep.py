@@ -20,6 +20,7 @@ from typing import Any
 
 from ._subprocess import is_disturbed, run_module, wait_for_quiet
 from .contenders._common import CpuMeter, ReferenceSettings
+from .contenders.project import timed_fit
 from .workloads import QUICK, W1, Workload, make_data, step_flops
 
 __all__ = ["BATCHES", "WIDTHS", "points", "run_sweep", "sweep_table"]
@@ -61,29 +62,11 @@ Samples = list[tuple[float, float | None, float]]
 
 def _fit_point(backend: str) -> Callable[[Workload, Any, Any], Samples]:
     import backends
-    import backprop as bp
 
     be = backends.get_backend(backend, "cpu")
 
     def timed_epochs(w: Workload, X: Any, y: Any) -> Samples:
-        model = bp.MLP(list(w.sizes), hidden="relu", output="softmax", loss="cross_entropy")
-        meter = CpuMeter()
-        watch = bp.LambdaCallback(
-            on_train_begin=lambda run: meter.restart(), on_epoch_end=lambda run: meter.mark()
-        )
-        result = bp.fit(
-            model,
-            X,
-            y,
-            optimizer=bp.SGD(lr=w.lr),
-            backend=be,
-            epochs=1 + REPEATS,
-            batch_size=w.batch_size,
-            seed=w.seed,
-            metric=None,
-            verbose=0,
-            callbacks=[watch],
-        )
+        result, meter = timed_fit(be, w, X, y, epochs=1 + REPEATS, dtype="float32")
         times = result.history["time"][1:]
         return list(zip(times, meter.foreign[1:], times, strict=True))
 

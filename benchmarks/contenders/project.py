@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..workloads import Workload, make_data
 from ._common import CpuMeter, ReferenceSettings, Skip, Trained, device_peak_mib
 
-__all__ = ["CONTENDERS"]
+__all__ = ["CONTENDERS", "timed_fit"]
+
+
+def timed_fit(be: Any, w: Workload, X: Any, y: Any, *, epochs: int, dtype: str) -> tuple:
+    """`backprop.fit` of ``w``'s MLP with plain SGD on backend ``be``, the way a user calls it;
+    returns the `FitResult` and the `CpuMeter` that watched other processes during each epoch."""
+    import backprop as bp
+
+    model = bp.MLP(list(w.sizes), hidden="relu", output="softmax", loss="cross_entropy")
+    meter = CpuMeter()
+    watch = bp.LambdaCallback(
+        on_train_begin=lambda run: meter.restart(), on_epoch_end=lambda run: meter.mark()
+    )
+    result = bp.fit(
+        model,
+        X,
+        y,
+        optimizer=bp.SGD(lr=w.lr),
+        backend=be,
+        dtype=dtype,
+        epochs=epochs,
+        batch_size=w.batch_size,
+        seed=w.seed,
+        shuffle=True,
+        metric=None,
+        verbose=0,
+        callbacks=[watch],
+    )
+    return result, meter
 
 
 def _fit_with(backend_name: str) -> Callable[[Workload, ReferenceSettings], Trained]:
     def run(w: Workload, s: ReferenceSettings) -> Trained:
         """`backprop.fit` of the workload's MLP with SGD on backend ``backend_name``."""
         import backends
-        import backprop as bp
 
         try:
             be = backends.get_backend(backend_name, s.device)
@@ -24,26 +52,7 @@ def _fit_with(backend_name: str) -> Callable[[Workload, ReferenceSettings], Trai
         if s.dtype == "float32":
             be.set_precision("float32")  # true float32 matmuls (no TF32), like the references
         X, y = make_data(w)
-        model = bp.MLP(list(w.sizes), hidden="relu", output="softmax", loss="cross_entropy")
-        meter = CpuMeter()
-        watch = bp.LambdaCallback(
-            on_train_begin=lambda run: meter.restart(), on_epoch_end=lambda run: meter.mark()
-        )
-        result = bp.fit(
-            model,
-            X,
-            y,
-            optimizer=bp.SGD(lr=w.lr),
-            backend=be,
-            dtype=s.dtype,
-            epochs=s.epochs,
-            batch_size=w.batch_size,
-            seed=w.seed,
-            shuffle=True,
-            metric=None,
-            verbose=0,
-            callbacks=[watch],
-        )
+        result, meter = timed_fit(be, w, X, y, epochs=s.epochs, dtype=s.dtype)
         history = result.history
         return Trained(
             epoch_times=[float(t) for t in history["time"]],
