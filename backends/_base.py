@@ -240,9 +240,22 @@ class Library:
         """Compile a pure function; identity unless the library has a tracer (JAX)."""
         return fn
 
-    def take_rows(self, xp: Any, x: Any, idx: Any) -> Any:
+    def take_rows(self, xp: Any, x: Any, idx: Any, device: Any) -> Any:
         """Rows ``idx`` (B,) of ``x`` (N, ...); the indices are in range and non-negative."""
         return xp.take(x, idx, axis=0)
+
+    def resolve_devices(self, kind: str, index: int | None, devices: Any) -> tuple[Any, str]:
+        """The placement (what `asarray` and ``device=`` receive) and name for data-parallel
+        training over ``devices`` ("all" or a count); only JAX shards."""
+        raise BackendError(
+            f"devices={devices!r}: data-parallel training over several devices needs the jax "
+            f"backend (JAX's sharding); {self.name!r} runs on one device. Use backend 'jax', or "
+            "leave devices unset"
+        )
+
+    def n_devices(self, device: Any) -> int:
+        """How many devices a placement spans (1 unless sharded)."""
+        return 1
 
     def scan(self, xp: Any, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
         """``body(carry, x) -> (carry, y)`` over the leading axis of every array in ``xs``;
@@ -343,6 +356,11 @@ class Backend(BackendSettings):
         """True when `compile`'s ``donate_argnums`` invalidate the donated input arrays."""
         return self.library.donates
 
+    @property
+    def n_devices(self) -> int:
+        """Devices the backend trains on: 1, or the size of its data-parallel mesh (JAX)."""
+        return self.library.n_devices(self.device)
+
     def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
         """Compile a pure function for this backend (``jax.jit`` on JAX; identity elsewhere).
 
@@ -353,8 +371,9 @@ class Backend(BackendSettings):
 
     def take_rows(self, x: Any, idx: Any) -> Any:
         """Rows ``idx`` (B,) of ``x`` (N, ...), gathered on the device: ``xp.take(x, idx,
-        axis=0)`` for in-range, non-negative ``idx`` (the batch gather of every step)."""
-        return self.library.take_rows(self.xp, x, idx)
+        axis=0)`` for in-range, non-negative ``idx`` (the batch gather of every step). On a
+        data-parallel JAX backend the rows are sharded over the devices (batch axis)."""
+        return self.library.take_rows(self.xp, x, idx, self.device)
 
     def scan(self, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
         """Run ``body(carry, x) -> (carry, y)`` for each row ``x`` (a tuple, one row of each

@@ -38,6 +38,12 @@ def _flag_on(text: str) -> bool:
     return text.partition("=")[2].lower() in ("", "true", "1")
 
 
+def _platform(device: Any) -> str:
+    """ "cpu" or "gpu" of a device, or of the devices of a sharding's mesh."""
+    mesh = getattr(device, "mesh", None)
+    return str((device if mesh is None else mesh.devices.flat[0]).platform)
+
+
 def _backends_started() -> bool:
     """Whether XLA's backends (and so their flags) are already initialized in this process."""
     try:
@@ -74,6 +80,48 @@ class JaxLibrary(Library):
     def auto_ok(self) -> bool:
         """``get_backend("auto")`` takes JAX only on a GPU; NumPy is faster on small CPU work."""
         return bool(self._devices("gpu"))
+
+    def resolve_devices(self, kind: str, index: int | None, devices: Any) -> tuple[Any, str]:
+        """A replicated `NamedSharding` over a one-axis ("data") `Mesh` of ``devices`` devices
+        of the platform ``kind`` names (every process's devices after
+        ``jax.distributed.initialize``)."""
+        import jax
+        import numpy as np
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        if index is not None:
+            raise UnknownBackendError(
+                f"devices={devices!r} takes a device kind ('cpu' or 'gpu'), not one device "
+                f"'{kind}:{index}'; drop the index"
+            )
+        platform = ("gpu" if self._devices("gpu") else "cpu") if kind == "default" else kind
+        found = list(jax.devices(platform)) if self._devices(platform) else []
+        count = len(found) if devices == "all" else devices
+        if not found or count > len(found):
+            raise UnknownBackendError(
+                f"devices={devices!r} asks for {count} {platform} device(s) but jax has "
+                f"{len(found)}; use devices='all' or at most {len(found)} (on the CPU, "
+                "XLA_FLAGS=--xla_force_host_platform_device_count=N before starting Python "
+                "makes N devices)"
+            )
+        mesh = Mesh(np.array(found[:count]), ("data",))
+        return NamedSharding(mesh, PartitionSpec()), f"{platform} x{count}"
+
+    def n_devices(self, device: Any) -> int:
+        mesh = getattr(device, "mesh", None)
+        return 1 if mesh is None else int(mesh.size)
+
+    def take_rows(self, xp: Any, x: Any, idx: Any, device: Any) -> Any:
+        rows = xp.take(x, idx, axis=0)
+        mesh = getattr(device, "mesh", None)
+        if mesh is None or mesh.size == 1:
+            return rows
+        import jax
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        # Data parallelism: each device gets its share of the batch's rows; parameters stay
+        # replicated, so XLA sums the gradient contributions across devices (an all-reduce).
+        return jax.lax.with_sharding_constraint(rows, NamedSharding(mesh, PartitionSpec("data")))
 
     def resolve_device(self, kind: str, index: int | None) -> tuple[Any, str]:
         if kind == "default":
@@ -122,6 +170,10 @@ class JaxLibrary(Library):
         return jax.lax.scan(body, carry, xs)
 
     def describe_device(self, device: Any) -> str:
+        mesh = getattr(device, "mesh", None)
+        if mesh is not None:
+            first = mesh.devices.flat[0]
+            return f"{mesh.size} x {self.describe_device(first)}"
         return cpu_description() if device.platform == "cpu" else str(device.device_kind)
 
     # -- precision and determinism -------------------------------------------------------------
@@ -131,7 +183,7 @@ class JaxLibrary(Library):
         return {
             "jax_default_matmul_precision": jax.config.jax_default_matmul_precision,
             "jax_enable_x64": jax.config.jax_enable_x64,
-            "platform": device.platform,
+            "platform": _platform(device),
         }
 
     def set_precision(self, mode: str, device: Any) -> dict[str, str]:
@@ -140,7 +192,7 @@ class JaxLibrary(Library):
         jax.config.update("jax_default_matmul_precision", _MATMUL_PRECISION[mode])
         if mode == "float64":
             jax.config.update("jax_enable_x64", True)
-        if device.platform == "cpu":
+        if _platform(device) == "cpu":
             return {"effect": "XLA:CPU computes float32 dots in float32 at every setting"}
         return {}
 
@@ -175,7 +227,7 @@ class JaxLibrary(Library):
         else:
             status = "still on: XLA's backends started with it; it cannot be turned off now"
         notes = {"xla_gpu_deterministic_ops": status}
-        if device.platform == "cpu":
+        if _platform(device) == "cpu":
             notes["effect"] = "the flag concerns XLA:GPU only; this backend runs on the CPU"
         return notes
 

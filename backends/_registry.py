@@ -9,6 +9,7 @@ from typing import Any
 from ._base import (
     Availability,
     Backend,
+    BackendError,
     BackendUnavailableError,
     Library,
     UnknownBackendError,
@@ -92,7 +93,7 @@ def _auto() -> str:
     raise BackendUnavailableError(f"get_backend('auto') found nothing usable; {_usable_summary()}")
 
 
-def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
+def get_backend(name: str = "numpy", device: str | None = None, devices: Any = None) -> Backend:
     """Return the `Backend` called ``name`` on ``device``.
 
     Parameters
@@ -102,6 +103,11 @@ def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
         cupy, jax on a GPU, numpy).
     device : str, optional
         "cpu", "gpu" or "gpu:N"; the library's default device when omitted.
+    devices : "all", int or None
+        Data-parallel training over this many devices of ``device``'s kind ("all": every one,
+        across all processes after ``jax.distributed.initialize``): JAX only. Parameters and
+        data are replicated, each batch is sharded along its rows, and XLA averages the
+        gradients. None or 1: one device.
 
     Raises
     ------
@@ -122,8 +128,19 @@ def get_backend(name: str = "numpy", device: str | None = None) -> Backend:
             f"backend {name!r} is not usable: {availability.reason}. {_usable_summary()}"
         )
     library = _LIBRARIES[name]
-    device_obj, device_name = library.resolve_device(kind, index)
+    if devices is None or (devices == 1 and not isinstance(devices, bool)):
+        device_obj, device_name = library.resolve_device(kind, index)
+    else:
+        _check_devices(devices)
+        device_obj, device_name = library.resolve_devices(kind, index, devices)
     return Backend(name, library.namespace(), device_obj, device_name, library)
+
+
+def _check_devices(devices: Any) -> None:
+    if devices == "all" or (isinstance(devices, int) and not isinstance(devices, bool)):
+        if devices == "all" or devices >= 1:
+            return
+    raise BackendError(f'devices must be "all" or an int >= 1, received {devices!r}')
 
 
 def as_backend(backend: str | Backend) -> Backend:

@@ -103,7 +103,7 @@ class TorchLibrary(Library):
             private = private.astype(private.dtype.newbyteorder("="))
         return xp.asarray(private, dtype=dtype, device=device)
 
-    def take_rows(self, xp: Any, x: Any, idx: Any) -> Any:
+    def take_rows(self, xp: Any, x: Any, idx: Any, device: Any) -> Any:
         import torch
 
         # array-api-compat's take also maps negative indices (three more kernels per call);

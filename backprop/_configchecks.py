@@ -56,6 +56,15 @@ def _check_backend(raw: dict[str, Any], s: dict[str, Any], problems: list[str]) 
             parse_device(be.device)
         except backends.BackendError as exc:
             problems.append(f"[backend] device: {exc}")
+    if be.devices != "all" and not (isinstance(be.devices, int) and be.devices >= 1):
+        problems.append(
+            f'[backend] devices: expected an int >= 1 or "all", received {be.devices!r}'
+        )
+    elif be.devices != 1 and be.name not in ("jax", "auto"):
+        problems.append(
+            f"[backend] devices = {be.devices!r}: data-parallel training over several devices "
+            f"needs name = 'jax' (JAX's sharding), received name = {be.name!r}"
+        )
     if be.precision == "float64":
         if "dtype" in raw and be.dtype != "float64":
             problems.append(

@@ -156,6 +156,21 @@ def check_fit_args(
         )
 
 
+def check_devices(be: Any, batch_size: int, n: int) -> None:
+    """On a data-parallel backend every batch, the last partial one too, splits evenly over
+    the devices."""
+    k = be.n_devices
+    last = n % batch_size
+    if k > 1 and (batch_size % k or last % k):
+        raise ValueError(
+            f"fit: backend {be.name!r} shards each batch over {k} devices, so batch_size and the "
+            f"last batch must be multiples of {k}; received batch_size={batch_size} with {n} "
+            f"training rows (last batch {last or batch_size}). Use a batch_size that is a "
+            f"multiple of {k} and a row count whose remainder is too (or one that batch_size "
+            "divides)"
+        )
+
+
 def check_compile_epoch(compile_epoch: Any, model: MLP) -> None:
     if compile_epoch is not None and not isinstance(compile_epoch, bool):
         raise ValueError(

@@ -83,6 +83,9 @@ class BackendConfig:
     dtype: str = _key("float32", STR, one_of("float32", "float64"))
     precision: str = _key("default", STR, one_of("default", "float32", "float64", "fast"))
     deterministic: bool = _key(False, BOOL)
+    devices: Any = _key(
+        1, either(INT, STR), doc='1, N or "all": data-parallel training over N devices (jax only)'
+    )
 
 
 @dataclasses.dataclass(frozen=True)

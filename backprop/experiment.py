@@ -123,7 +123,11 @@ def configured_backend(
     switches applied for the ``with`` block (they are process-global in JAX, PyTorch and
     CuPy, so they are put back on exit). Yields ``(backend, what the switches set)``."""
     b = cfg.backend
-    be = backends.get_backend(name or b.name, device=_device(device or b.device))
+    be = backends.get_backend(
+        name or b.name,
+        device=_device(device or b.device),
+        devices=None if b.devices == 1 else b.devices,
+    )
     with contextlib.ExitStack() as stack:
         record = {"precision": stack.enter_context(be.precision(b.precision))}
         if b.deterministic:

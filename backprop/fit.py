@@ -39,6 +39,7 @@ from ._epoch_end import make_epoch_end
 from ._fitdata import (
     FitData,
     check_compile_epoch,
+    check_devices,
     check_fit_args,
     check_monitors,
     move_opt_state,
@@ -193,6 +194,7 @@ def fit(
     )
     settings["metric"], settings["threshold"] = resolve_metric(model, metric)
     data = prepare_data(model, X, Y, be, settings, validation_data, class_weight, sample_weight)
+    check_devices(be, batch_size, data.n)
     run = Run(model, be, optimizer, schedule, settings, callbacks)
     check_monitors(run, data)
     if resume is not None:
