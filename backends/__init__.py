@@ -8,6 +8,7 @@
 
 from ._base import Availability, Backend, Library
 from ._errors import BackendError, BackendUnavailableError, UnknownBackendError
+from ._jax import initialize_distributed
 from ._registry import (
     as_backend,
     available_backends,
@@ -31,6 +32,7 @@ __all__ = [
     "available_backends",
     "backend_of",
     "get_backend",
+    "initialize_distributed",
     "known_backends",
     "library_versions",
     "register_library",

@@ -257,6 +257,10 @@ class Library:
         """How many devices a placement spans (1 unless sharded)."""
         return 1
 
+    def placement_name(self, device: Any) -> str:
+        """The ``device_name`` of a multi-device placement (``resolve_devices``'s second value)."""
+        raise NotImplementedError
+
     def scan(self, xp: Any, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
         """``body(carry, x) -> (carry, y)`` over the leading axis of every array in ``xs``;
         returns the last carry and the ``y`` (0-d arrays) stacked. A Python loop here; one

@@ -104,8 +104,11 @@ class JaxLibrary(Library):
                 "XLA_FLAGS=--xla_force_host_platform_device_count=N before starting Python "
                 "makes N devices)"
             )
-        mesh = Mesh(np.array(found[:count]), ("data",))
-        return NamedSharding(mesh, PartitionSpec()), f"{platform} x{count}"
+        placement = NamedSharding(Mesh(np.array(found[:count]), ("data",)), PartitionSpec())
+        return placement, self.placement_name(placement)
+
+    def placement_name(self, device: Any) -> str:
+        return f"{_platform(device)} x{self.n_devices(device)}"
 
     def n_devices(self, device: Any) -> int:
         mesh = getattr(device, "mesh", None)
@@ -233,3 +236,28 @@ class JaxLibrary(Library):
 
     def restore_determinism(self, settings: Mapping[str, Any], device: Any) -> None:
         set_env("XLA_FLAGS", settings["XLA_FLAGS"])
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> None:
+    """Join this process to a multi-process JAX run (``jax.distributed.initialize``), before
+    any backend is selected: afterwards ``get_backend("jax", devices="all")`` spans every
+    process's devices. Arguments left None are detected by JAX (SLURM, Open MPI, Kubernetes,
+    or the ``JAX_COORDINATOR_ADDRESS`` environment variable). A second call does nothing."""
+    import jax
+
+    from ._errors import BackendError
+
+    if jax.distributed.is_initialized():
+        return
+    try:
+        jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    except (RuntimeError, ValueError) as exc:
+        raise BackendError(
+            f"jax.distributed.initialize failed: {exc}. Give coordinator_address "
+            "('host:port' of process 0), num_processes and process_id, or run under a launcher "
+            "JAX detects (SLURM, Open MPI, Kubernetes); call it before any JAX computation"
+        ) from exc

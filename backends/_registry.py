@@ -164,6 +164,9 @@ def backend_of(array: Any) -> Backend:
         ) from None
     for name, library in _LIBRARIES.items():
         if _probe(name).ok and library.namespace() is xp:
+            if library.n_devices(device(array)) > 1:  # a data-parallel (sharded) placement
+                placement = device(array)
+                return Backend(name, xp, placement, library.placement_name(placement), library)
             for candidate in _device_candidates(library):
                 if str(candidate[0]) == str(device(array)):
                     return Backend(name, xp, candidate[0], candidate[1], library)

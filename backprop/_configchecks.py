@@ -65,6 +65,11 @@ def _check_backend(raw: dict[str, Any], s: dict[str, Any], problems: list[str]) 
             f"[backend] devices = {be.devices!r}: data-parallel training over several devices "
             f"needs name = 'jax' (JAX's sharding), received name = {be.name!r}"
         )
+    if be.distributed and be.name != "jax":
+        problems.append(
+            f"[backend] distributed = true joins a multi-process JAX run; it needs name = 'jax', "
+            f"received name = {be.name!r}"
+        )
     if be.precision == "float64":
         if "dtype" in raw and be.dtype != "float64":
             problems.append(

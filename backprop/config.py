@@ -86,6 +86,10 @@ class BackendConfig:
     devices: Any = _key(
         1, either(INT, STR), doc='1, N or "all": data-parallel training over N devices (jax only)'
     )
+    distributed: bool = _key(False, BOOL)
+    coordinator_address: str = _key("", STR, doc="host:port of process 0; empty: detected")
+    num_processes: int = _key(0, INT, at_least(0), doc="0: detected")
+    process_id: int = _key(-1, INT, at_least(-1), doc="-1: detected")
 
 
 @dataclasses.dataclass(frozen=True)

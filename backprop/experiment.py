@@ -123,6 +123,12 @@ def configured_backend(
     switches applied for the ``with`` block (they are process-global in JAX, PyTorch and
     CuPy, so they are put back on exit). Yields ``(backend, what the switches set)``."""
     b = cfg.backend
+    if b.distributed:  # before the backend starts XLA
+        backends.initialize_distributed(
+            b.coordinator_address or None,
+            b.num_processes or None,
+            None if b.process_id < 0 else b.process_id,
+        )
     be = backends.get_backend(
         name or b.name,
         device=_device(device or b.device),

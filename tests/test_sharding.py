@@ -124,3 +124,44 @@ def test_config_devices_key():
         config_from_dict({**base, "backend": {"name": "jax", "devices": "many"}})
     cfg = config_from_dict({**base, "backend": {"name": "jax", "devices": "all"}})
     assert cfg.backend.devices == "all"
+
+
+def test_config_joins_two_processes_through_the_cli():
+    """``[backend] distributed = true`` with a coordinator: two `backprop train` processes of
+    xor.toml on a 4-device mesh print the losses the one-device run prints."""
+    common = ["--set", "backend.name=jax", "--set", "training.epochs=200", "--no-save"]
+    command = [sys.executable, "-m", "backprop", "train", str(ROOT / "configs" / "xor.toml")]
+    single = subprocess.run(
+        [*command, *common], env=_env(1), capture_output=True, text=True, timeout=240
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    address = f"127.0.0.1:{_free_port()}"
+    joined = [
+        "--set", "backend.distributed=true", "--set", f"backend.coordinator_address={address}",
+        "--set", "backend.num_processes=2", "--set", "backend.devices=all",
+    ]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [*command, *common, *joined, "--set", f"backend.process_id={pid}"],
+            env=_env(2),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for pid in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    expected = [line for line in single.stdout.splitlines() if "loss" in line]
+    assert len(expected) == 2, single.stdout
+    for p, (out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        assert "on jax (cpu x4)" in out
+        got = [line for line in out.splitlines() if "loss" in line]
+        assert [_losses(g) for g in got] == [_losses(e) for e in expected]
+
+
+def _losses(line: str) -> list[str]:
+    """The 'loss <value>' fields of a printed line (timings differ between runs)."""
+    words = line.replace(",", " ").split()
+    return [words[i + 1] for i, w in enumerate(words[:-1]) if w == "loss"]
