@@ -152,12 +152,12 @@ def test_config_joins_two_processes_through_the_cli():
         for pid in (0, 1)
     ]
     outputs = [p.communicate(timeout=240) for p in procs]
-    expected = [line for line in single.stdout.splitlines() if "loss" in line]
-    assert len(expected) == 2, single.stdout
+    expected = [line for line in single.stdout.splitlines() if "loss " in line]
+    assert len(expected) == 2, single.stdout  # the "trained ..." and "training rows" lines
     for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert "on jax (cpu x4)" in out
-        got = [line for line in out.splitlines() if "loss" in line]
+        got = [line for line in out.splitlines() if "loss " in line]
         assert [_losses(g) for g in got] == [_losses(e) for e in expected]
 
 
