@@ -257,6 +257,10 @@ class Library:
         """How many devices a placement spans (1 unless sharded)."""
         return 1
 
+    def process_index(self) -> int:
+        """This process's index in a multi-process run (0 when there is one process)."""
+        return 0
+
     def placement_name(self, device: Any) -> str:
         """The ``device_name`` of a multi-device placement (``resolve_devices``'s second value)."""
         raise NotImplementedError
@@ -359,6 +363,12 @@ class Backend(BackendSettings):
     def donates(self) -> bool:
         """True when `compile`'s ``donate_argnums`` invalidate the donated input arrays."""
         return self.library.donates
+
+    @property
+    def process_index(self) -> int:
+        """0, or this process's index after ``initialize_distributed`` (JAX): only process 0
+        writes run directories."""
+        return self.library.process_index()
 
     @property
     def n_devices(self) -> int:

@@ -107,6 +107,11 @@ class JaxLibrary(Library):
         placement = NamedSharding(Mesh(np.array(found[:count]), ("data",)), PartitionSpec())
         return placement, self.placement_name(placement)
 
+    def process_index(self) -> int:
+        import jax
+
+        return int(jax.process_index())
+
     def placement_name(self, device: Any) -> str:
         return f"{_platform(device)} x{self.n_devices(device)}"
 

@@ -193,6 +193,9 @@ def train_config(
 def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, verbose, command):
     say = print if verbose else (lambda *a, **k: None)
     t = cfg.training
+    if save and be.process_index:  # a multi-process run: process 0 writes the run directory
+        save = False
+        say(f"process {be.process_index}: the run directory is written by process 0")
     folder = rundir.new_run_dir(cfg, run_dir) if save else None
     stored = {"resolved": cfg.to_dict(), "preprocessing": data.preprocessing}
     manifest = rundir.manifest(cfg, be, switches, data, model, command)

@@ -126,13 +126,13 @@ def test_config_devices_key():
     assert cfg.backend.devices == "all"
 
 
-def test_config_joins_two_processes_through_the_cli():
+def test_config_joins_two_processes_through_the_cli(tmp_path):
     """``[backend] distributed = true`` with a coordinator: two `backprop train` processes of
     xor.toml on a 4-device mesh print the losses the one-device run prints."""
-    common = ["--set", "backend.name=jax", "--set", "training.epochs=200", "--no-save"]
+    common = ["--set", "backend.name=jax", "--set", "training.epochs=200"]
     command = [sys.executable, "-m", "backprop", "train", str(ROOT / "configs" / "xor.toml")]
     single = subprocess.run(
-        [*command, *common], env=_env(1), capture_output=True, text=True, timeout=240
+        [*command, *common, "--no-save"], env=_env(1), capture_output=True, text=True, timeout=240
     )
     assert single.returncode == 0, single.stderr[-3000:]
     address = f"127.0.0.1:{_free_port()}"
@@ -142,7 +142,15 @@ def test_config_joins_two_processes_through_the_cli():
     ]  # fmt: skip
     procs = [
         subprocess.Popen(
-            [*command, *common, *joined, "--set", f"backend.process_id={pid}"],
+            [
+                *command,
+                *common,
+                *joined,
+                "--set",
+                f"backend.process_id={pid}",
+                "--run-dir",
+                str(tmp_path / "run"),
+            ],
             env=_env(2),
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -159,6 +167,8 @@ def test_config_joins_two_processes_through_the_cli():
         assert "on jax (cpu x4)" in out
         got = [line for line in out.splitlines() if "loss " in line]
         assert [_losses(g) for g in got] == [_losses(e) for e in expected]
+    assert "written by process 0" in outputs[1][0]  # only process 0 writes the run directory
+    assert (tmp_path / "run" / "model.npz").is_file()
 
 
 def _losses(line: str) -> list[str]:
