@@ -85,7 +85,6 @@ class JaxLibrary(Library):
         """A replicated `NamedSharding` over a one-axis ("data") `Mesh` of ``devices`` devices
         of the platform ``kind`` names (every process's devices after
         ``jax.distributed.initialize``)."""
-        import jax
         import numpy as np
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -95,7 +94,7 @@ class JaxLibrary(Library):
                 f"'{kind}:{index}'; drop the index"
             )
         platform = ("gpu" if self._devices("gpu") else "cpu") if kind == "default" else kind
-        found = list(jax.devices(platform)) if self._devices(platform) else []
+        found = self._devices(platform)
         count = len(found) if devices == "all" else devices
         if not found or count > len(found):
             raise UnknownBackendError(

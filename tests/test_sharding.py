@@ -175,3 +175,8 @@ def _losses(line: str) -> list[str]:
     """The 'loss <value>' fields of a printed line (timings differ between runs)."""
     words = line.replace(",", " ").split()
     return [words[i + 1] for i, w in enumerate(words[:-1]) if w == "loss"]
+
+
+def test_devices_take_a_kind_not_one_device():
+    with pytest.raises(backends.UnknownBackendError, match="takes a device kind"):
+        backends.get_backend("jax", "gpu:0", devices=2)
