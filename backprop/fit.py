@@ -314,10 +314,10 @@ class _Loop:
             run.params, run.opt_state, data.x, data.y, data.w, rows, rates
         )
         run.step += full
-        for b in range(full):  # only with compile_epoch=True: after the loop, in step order
-            for cb in run.callbacks:
-                if _watches_batches(cb):
-                    cb.on_batch_end(run, losses[b])
+        watchers = [cb for cb in run.callbacks if _watches_batches(cb)]
+        for b in range(full if watchers else 0):  # compile_epoch=True: after the loop, in order
+            for cb in watchers:
+                cb.on_batch_end(run, losses[b])
         return losses
 
     def _step(self, idx: Any, lr: float) -> Any:

@@ -95,15 +95,23 @@ def make_batch_step(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
     the call on backends that donate), so pass arrays nobody else holds.
     """
     be = backends.as_backend(backend)
+    batch_step = _gathering_step(model, optimizer, be)
+    return _compiled(
+        "batch_step", model, optimizer, be, lambda: be.compile(batch_step, donate_argnums=(0, 1))
+    )
+
+
+def _gathering_step(model: MLP, optimizer: Optimizer, be: Any) -> Callable:
+    """The uncompiled ``(params, state, x, y, w, idx, lr, masks) -> (params, state, loss)`` of
+    `make_batch_step`: rows ``idx`` gathered on the device (`Backend.take_rows`), then the pure
+    step."""
     step = _pure_step(model, optimizer)
 
     def batch_step(params, state, x, y, w, idx, lr, masks):
         wb = None if w is None else be.take_rows(w, idx)
         return step(params, state, be.take_rows(x, idx), be.take_rows(y, idx), lr, wb, masks)
 
-    return _compiled(
-        "batch_step", model, optimizer, be, lambda: be.compile(batch_step, donate_argnums=(0, 1))
-    )
+    return batch_step
 
 
 def make_epoch(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
@@ -118,14 +126,12 @@ def make_epoch(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
     epoch of the same size reuses it.
     """
     be = backends.as_backend(backend)
-    step = _pure_step(model, optimizer)
+    batch_step = _gathering_step(model, optimizer, be)
 
     def epoch(params, state, x, y, w, order, lrs):
         def body(carry, row):
             idx, lr = row
-            wb = None if w is None else be.take_rows(w, idx)
-            xb, yb = be.take_rows(x, idx), be.take_rows(y, idx)
-            params, state, loss = step(*carry, xb, yb, lr, wb, None)
+            params, state, loss = batch_step(*carry, x, y, w, idx, lr, None)
             return (params, state), loss
 
         (params, state), losses = be.scan(body, (params, state), (order, lrs))

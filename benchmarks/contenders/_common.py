@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
 import resource
 import sys
 from typing import Any
 
 import numpy as np
+
+from backends._settings import distribution_version
 
 __all__ = [
     "CpuMeter",
@@ -75,13 +76,7 @@ def peak_rss_mib() -> float:
 
 def distribution_versions(*names: str) -> dict[str, str]:
     """``{distribution: version}`` read from the installed metadata, without importing."""
-    out = {}
-    for name in names:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return {name: distribution_version(name) for name in names}
 
 
 def device_peak_mib(library: str, device: Any) -> float | None:
