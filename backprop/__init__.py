@@ -6,7 +6,8 @@
 >>> params = model.init(seed=0, backend=be, dtype="float64")
 """
 
-from . import activations, callbacks, losses, metrics, optimizers, schedules
+from . import activations, callbacks, layers, losses, metrics, optimizers, schedules
+from ._component import UnregisteredError
 from ._registry import UnknownNameError
 from .activations import ACTIVATIONS, Activation, get_activation
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
@@ -17,10 +18,11 @@ from .evaluation import evaluate
 from .fit import FitResult, Run, TrainingDiverged, fit
 from .gradcheck import GradcheckResult, gradcheck
 from .history import History
-from .layers import Dense
+from .layers import Dense, Layer
 from .losses import LOSSES, Loss, get_loss
 from .metrics import METRICS, get_metric
-from .model import MLP
+from .model import MLP, build_model
+from .sequential import Sequential
 from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .training import TrainResult, make_step, train
@@ -46,17 +48,21 @@ __all__ = [
     "FitResult",
     "GradcheckResult",
     "History",
+    "Layer",
     "LambdaCallback",
     "Loss",
     "ModelCheckpoint",
     "Optimizer",
     "RMSProp",
+    "Sequential",
     "Run",
     "Schedule",
     "TrainResult",
     "TrainingDiverged",
     "UnknownNameError",
+    "UnregisteredError",
     "activations",
+    "build_model",
     "callbacks",
     "check_training_data",
     "evaluate",
@@ -68,6 +74,7 @@ __all__ = [
     "get_schedule",
     "gradcheck",
     "gradient_flow",
+    "layers",
     "load_checkpoint",
     "losses",
     "make_step",

@@ -14,7 +14,7 @@ from typing import Any
 
 from .diagnostics import flow_columns, gradient_flow
 from .evaluation import evaluate_arrays
-from .model import MLP
+from .sequential import Sequential, first_leaf
 from .training import _compiled
 from .tree import tree_leaves
 
@@ -23,7 +23,7 @@ __all__ = ["DIAGNOSTIC_ROWS", "epoch_columns", "make_epoch_end"]
 DIAGNOSTIC_ROWS = 256  # rows of the fixed batch the gradient-flow diagnostics use
 
 
-def epoch_columns(model: MLP, settings: dict[str, Any], validation: bool) -> list[str]:
+def epoch_columns(model: Sequential, settings: dict[str, Any], validation: bool) -> list[str]:
     """The history columns the read-out fills besides the loss, in the vector's order."""
     metric = settings["metric"]
     names = [metric] if settings["train_metrics"] and metric is not None else []
@@ -35,7 +35,7 @@ def epoch_columns(model: MLP, settings: dict[str, Any], validation: bool) -> lis
 
 
 def make_epoch_end(
-    model: MLP, backend: Any, settings: dict[str, Any], validation: bool
+    model: Sequential, backend: Any, settings: dict[str, Any], validation: bool
 ) -> tuple[list[str], Callable]:
     """``(columns, epoch_end)``. ``epoch_end(params, losses, x, y, x_val, y_val)`` returns one
     vector: the S step losses (``losses``: 0-d arrays and (k,) arrays, in step order), then one
@@ -56,7 +56,7 @@ def make_epoch_end(
             out.update(gradient_flow(model, params, x[:rows, ...], y[:rows, ...]))
         assert list(out) == names, (list(out), names)  # epoch_columns mirrors this function
         finite = xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in tree_leaves(params)]))
-        dtype = params[0]["W"].dtype
+        dtype = first_leaf(params).dtype
         tail = xp.stack([*out.values(), xp.astype(finite, dtype)])
         return xp.concat([*_vectors(xp, losses), tail])
 

@@ -11,7 +11,7 @@ import backends
 from . import _host
 from .callbacks import _Monitor
 from .data import compute_sample_weight, prepare_xy, validation_split
-from .model import MLP, Params
+from .sequential import Params, Sequential
 from .run import Run
 from .tree import tree_map
 
@@ -31,17 +31,40 @@ class FitData:
         return int(self.x.shape[0])
 
 
-def host_xy(model: MLP, X: Any, Y: Any) -> tuple[Any, Any]:
-    """Host data checked for ``model``: NumPy ``(X, Y)`` (N, n_in), (N, n_out); integer labels
-    become one-hot rows for softmax outputs (`backprop.data.prepare_xy`)."""
-    output, loss = model.layers[-1].activation.name, model.loss_function.name
-    return prepare_xy(X, Y, model.sizes[0], model.sizes[-1], output, loss)
+def host_xy(model: Sequential, X: Any, Y: Any) -> tuple[Any, Any]:
+    """Host data checked for ``model``: NumPy ``(X, Y)`` (N, *input_shape), (N, n_out); integer
+    labels become one-hot rows for softmax outputs; token-id inputs stay integers
+    (`backprop.data.prepare_xy`)."""
+    output = model.output_activation
+    return prepare_xy(
+        X,
+        Y,
+        model.input_shape,
+        _width(model.output_shape),
+        getattr(output, "name", None),
+        model.loss_function.name,
+        input_kind=model.input_kind,
+        vocab_size=getattr(model.layers[0], "vocab_size", None),
+    )
 
 
-def move_params(model: MLP, params: Params, be: Any, dtype: str) -> Params:
+def _width(shape: tuple[int, ...]) -> int:
+    if len(shape) != 1:
+        raise ValueError(
+            f"fit and evaluate need a model with 1-D outputs (N, n_out), this one gives "
+            f"{shape}; end it with Flatten() or GlobalAveragePool1D() and a Dense layer"
+        )
+    return shape[0]
+
+
+def move_x(be: Any, x: Any, dtype: str, model: Sequential) -> Any:
+    """Host inputs on the backend: floats in ``dtype``, token ids as int32."""
+    return be.asarray(x, "int32" if model.input_kind == "int" else dtype)
+
+
+def move_params(model: Sequential, params: Params, be: Any, dtype: str) -> Params:
     """User-given parameters (host NumPy or any backend's arrays) on ``be`` in ``dtype``."""
     model._check_params(params)
-
     return tree_map(lambda p: be.asarray(backends.backend_of(p).to_numpy(p), dtype), params)
 
 
@@ -87,7 +110,7 @@ def _kind(tree: Any) -> str:
 
 
 def prepare_data(
-    model: MLP,
+    model: Sequential,
     X: Any,
     Y: Any,
     be: Any,
@@ -112,10 +135,10 @@ def prepare_data(
     w = compute_sample_weight(y, class_weight, sample_weight)
     dtype = s["dtype"]
     return FitData(
-        x=be.asarray(x, dtype),
+        x=move_x(be, x, dtype, model),
         y=be.asarray(y, dtype),
         w=None if w is None else be.asarray(w, dtype),
-        x_val=None if x_val is None else be.asarray(x_val, dtype),
+        x_val=None if x_val is None else move_x(be, x_val, dtype, model),
         y_val=None if y_val is None else be.asarray(y_val, dtype),
     )
 
@@ -171,12 +194,12 @@ def check_devices(be: Any, batch_size: int, n: int) -> None:
         )
 
 
-def check_compile_epoch(compile_epoch: Any, model: MLP) -> None:
+def check_compile_epoch(compile_epoch: Any, model: Sequential) -> None:
     if compile_epoch is not None and not isinstance(compile_epoch, bool):
         raise ValueError(
             f"fit: compile_epoch must be True, False or None, received {compile_epoch!r}"
         )
-    if compile_epoch and any(model.dropout):
+    if compile_epoch and any(model.dropout_rates):
         raise ValueError(
             "fit: compile_epoch=True needs a model without dropout (its masks are drawn on the "
             "host for every step); use compile_epoch=None or False"

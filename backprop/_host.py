@@ -12,12 +12,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dropout_masks", "glorot_uniform", "np_rng", "take_rows"]
+__all__ = ["dropout_masks", "glorot_uniform", "np_rng", "ones", "take_rows", "zeros"]
 
 
 def np_rng(seed: int) -> np.random.Generator:
     """The host generator every random draw of a run comes from."""
     return np.random.default_rng(seed)
+
+
+def zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """float64 zeros on the host (biases, shifts)."""
+    return np.zeros(shape)
+
+
+def ones(shape: tuple[int, ...]) -> np.ndarray:
+    """float64 ones on the host (scales)."""
+    return np.ones(shape)
 
 
 def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray]]:
@@ -35,15 +45,15 @@ def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray
 
 
 def dropout_masks(
-    rng: np.random.Generator, n_rows: int, units: Sequence[int], rates: Sequence[float]
+    rng: np.random.Generator, n_rows: int, shapes: Sequence[tuple[int, ...]], rates: Sequence[float]
 ) -> list[np.ndarray | None]:
-    """Inverted-dropout masks for one batch: per hidden layer, (n_rows, units) float64 with
+    """Inverted-dropout masks for one batch: per dropout layer, (n_rows, *shape) float64 with
     0 where a unit is dropped (probability ``rate``) and 1/(1-rate) where kept, so the expected
     output is unchanged; None for a layer with rate 0 (no draw, no product)."""
     masks: list[np.ndarray | None] = []
-    for n, rate in zip(units, rates, strict=True):
+    for shape, rate in zip(shapes, rates, strict=True):
         if rate:
-            keep = rng.random((n_rows, n)) >= rate
+            keep = rng.random((n_rows, *shape)) >= rate
             masks.append(keep * (1.0 / (1.0 - rate)))
         else:
             masks.append(None)

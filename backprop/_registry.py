@@ -30,9 +30,22 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name``.
+
+        Registering a name again with the same class (same module and qualified name, as when a
+        notebook cell defining it runs again) replaces the entry quietly; a different class under
+        a taken name is an error naming both.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} names must be non-empty str, received {name!r}")
+
         def add(obj: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
+            old = self._items.get(name)
+            if old is not None and _identity(old) != _identity(obj):
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered as {_identity(old)}; cannot "
+                    f"register {_identity(obj)} under the same name. Pick another name"
+                )
             self._items[name] = obj
             return obj
 
@@ -44,17 +57,6 @@ class Registry(Generic[T]):
         def add(cls: type) -> type:
             cls.name = name
             self.register(name)(cls)
-            return cls
-
-        return add
-
-    def register_instance(self, name: str) -> Callable[[type], type]:
-        """Class decorator: register ``cls()`` under ``name`` (and set its ``name``)."""
-
-        def add(cls: type) -> type:
-            instance = cls()
-            instance.name = name
-            self.register(name)(instance)
             return cls
 
         return add
@@ -91,6 +93,11 @@ class Registry(Generic[T]):
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return UnknownNameError(f"unknown {self.kind} {name!r}: expected one of {allowed}{hint}")
 
+    def is_registered(self, obj: Any) -> bool:
+        """Whether ``obj`` is an instance of exactly the class registered under its ``name``."""
+        name = getattr(obj, "name", None)
+        return isinstance(name, str) and self._items.get(name) is type(obj)
+
     def names(self) -> list[str]:
         return list(self._items)
 
@@ -99,3 +106,9 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
+
+
+def _identity(obj: Any) -> str:
+    """``module.QualifiedName`` of a class (or of an instance's class)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -7,17 +7,22 @@ reuses what forward computed and the layer does not keep ``z`` at all (``needs_i
 ``vjp(xp, z, a, g)`` returns ``g * f'(z)``, the error signal ``delta = dJ/dz`` from ``dJ/da``;
 softmax, whose Jacobian is not diagonal, overrides it.
 
-To add an activation: subclass `Activation`, decorate with ``@register("name")``. Configs, the
-model's validation and the test tables read this registry.
+To add an activation: subclass `Activation`, decorate with ``@register("name")`` (a frozen
+dataclass: its fields are hyperparameters, e.g. `LeakyRelu`'s ``slope``). Configs, the model's
+validation and the test tables read this registry; ``get_activation`` accepts a name, a spec
+``{"name": "leaky_relu", "slope": 0.1}`` or an instance. An unregistered subclass instance also
+works in a model (compiled steps are then cached by its identity) but cannot be saved.
 
 All forms are numerically stable: no overflow, warning or NaN for ``|z|`` up to 1e4 in float32.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
+from ._component import Component
 from ._registry import Registry
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation", "register"]
@@ -25,23 +30,48 @@ __all__ = ["ACTIVATIONS", "Activation", "get_activation", "register"]
 ACTIVATIONS: Registry[Activation] = Registry("activation")
 
 
-register = ACTIVATIONS.register_instance  # class decorator: @register("name")
+register = ACTIVATIONS.register_class  # class decorator: @register("name")
 
 
-def get_activation(name: str | Activation) -> Activation:
-    """The registered activation called ``name`` (an `Activation` passes through)."""
-    return ACTIVATIONS.resolve(name, Activation)
+def get_activation(spec: Any) -> Activation:
+    """An `Activation` from a registered name, a spec ``{"name": ..., **hyperparameters}`` or an
+    instance (passed through)."""
+    return build_component(ACTIVATIONS, Activation, spec)
 
 
-class Activation:
-    """Base class. Shapes: ``z``, ``a``, ``g`` are all (N, units)."""
+def build_component(registry: Registry, base: type, spec: Any) -> Any:
+    """``base`` instance from a name, a ``{"name": ..., **hyperparameters}`` dict or an instance
+    (shared by activations and losses)."""
+    if isinstance(spec, base):
+        return spec
+    if isinstance(spec, dict):
+        rest = dict(spec)
+        name = rest.pop("name", None)
+        if name is None:
+            raise ValueError(
+                f"{registry.kind} spec {spec!r} has no 'name'; expected e.g. "
+                f'{{"name": "{registry.names()[0]}"}}'
+            )
+        return registry.build(name, base, **rest)
+    if isinstance(spec, type) and issubclass(spec, base):
+        raise TypeError(
+            f"received the {registry.kind} class {spec.__qualname__}; pass an instance "
+            f"({spec.__qualname__}()) or a registered name"
+        )
+    return registry.build(spec, base)
 
-    name: str = ""
-    hidden: bool = True  # usable in hidden layers (softmax is output-only)
-    needs_input: bool = False  # derivative needs z, not only a (then the layer keeps z)
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Activation(Component):
+    """Base class (a frozen dataclass; fields are hyperparameters). Shapes: ``z``, ``a``, ``g``
+    are all (..., N, units)."""
+
+    registry: ClassVar[Registry] = ACTIVATIONS
+    hidden: ClassVar[bool] = True  # usable in hidden layers (softmax is output-only)
+    needs_input: ClassVar[bool] = False  # derivative needs z, not only a
     # Largest value of f' (sigmoid 1/4, tanh 1) for squashing activations whose f' vanishes at
     # both ends; None for the rest. A unit counts as saturated where f'(a) < SATURATION * peak.
-    peak_derivative: float | None = None
+    peak_derivative: ClassVar[float | None] = None
 
     def forward(self, xp: Any, z: Any) -> Any:
         raise NotImplementedError
@@ -62,8 +92,17 @@ class Activation:
             raise TypeError(f"activation {self.name!r} does not saturate")
         return self.derivative(xp, z, a) < SATURATION * self.peak_derivative
 
-    def __repr__(self) -> str:
-        return f"<activation {self.name}>"
+    def spec(self) -> Any:
+        """The registered name, or ``{"name": ..., **hyperparameters}`` when a hyperparameter
+        differs from its default (``{"name": "leaky_relu", "slope": 0.1}``)."""
+        return _short_spec(self)
+
+
+def _short_spec(obj: Component) -> Any:
+    full = Component.spec(obj)
+    default = type(obj)()
+    changed = {k: v for k, v in obj.hyperparameters().items() if v != getattr(default, k)}
+    return {"name": obj.name, **changed} if changed else full["name"]
 
 
 SATURATION = 0.1  # f' below 10% of its peak: sigmoid outside (0.026, 0.974), |tanh| > 0.949
@@ -96,7 +135,7 @@ class Sigmoid(Activation):
     exponential overflows.
     """
 
-    peak_derivative = 0.25  # at a = 1/2
+    peak_derivative: ClassVar[float] = 0.25  # at a = 1/2
 
     def forward(self, xp, z):
         e = xp.exp(-xp.abs(z))
@@ -110,7 +149,7 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     """a = tanh(z); f' = 1 - a**2, from the output."""
 
-    peak_derivative = 1.0  # at a = 0
+    peak_derivative: ClassVar[float] = 1.0  # at a = 0
 
     def forward(self, xp, z):
         return xp.tanh(z)
@@ -131,10 +170,17 @@ class Relu(Activation):
 
 
 @register("leaky_relu")
+@dataclasses.dataclass(frozen=True, repr=False)
 class LeakyRelu(Activation):
-    """a = z if z > 0 else slope*z (slope 0.01); f' = 1 where a > 0 else slope, from the output."""
+    """a = z if z > 0 else slope*z (slope 0.01); f' = 1 where a > 0 else slope, from the output.
 
-    slope = 0.01
+    ``slope`` >= 0 keeps a > 0 exactly where z > 0, which is what lets f' come from the output.
+    """
+
+    slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check_number(self, "slope", 0.0, math.inf)
 
     def forward(self, xp, z):
         return xp.where(z > 0, z, self.slope * z)
@@ -144,13 +190,18 @@ class LeakyRelu(Activation):
 
 
 @register("elu")
+@dataclasses.dataclass(frozen=True, repr=False)
 class Elu(Activation):
     """a = z if z > 0 else alpha*(exp(z)-1) (alpha 1); f' = 1 where a > 0 else a + alpha.
 
-    The derivative alpha*exp(z) equals a + alpha on the negative side, so it comes from the output.
+    The derivative alpha*exp(z) equals a + alpha on the negative side, so it comes from the output
+    (``alpha > 0`` keeps a's sign equal to z's).
     """
 
-    alpha = 1.0
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_number(self, "alpha", 0.0, math.inf, low_open=True)
 
     def forward(self, xp, z):
         negative = xp.minimum(z, xp.zeros_like(z))  # expm1 of min(z, 0) cannot overflow
@@ -188,7 +239,7 @@ class Gelu(Activation):
     Not invertible from a, so the layer keeps z.
     """
 
-    needs_input = True
+    needs_input: ClassVar[bool] = True
 
     def forward(self, xp, z):
         return 0.5 * z * (1.0 + xp.tanh(_GELU_C * (z + _GELU_K * z * z * z)))
@@ -208,7 +259,7 @@ class Softmax(Activation):
     ``delta = (a - y)/N`` instead (see `backprop.losses`).
     """
 
-    hidden = False
+    hidden: ClassVar[bool] = False
 
     def forward(self, xp, z):
         shifted = z - xp.max(z, axis=-1, keepdims=True)
@@ -230,4 +281,21 @@ def log_softmax(xp: Any, z: Any) -> Any:
 
 def softplus(xp: Any, z: Any) -> Any:
     """log(1 + exp(z)), stable (shared by the softplus activation and the BCE loss)."""
-    return ACTIVATIONS.get("softplus").forward(xp, z)
+    return Softplus().forward(xp, z)
+
+
+def _check_number(
+    obj: Any, field: str, low: float, high: float, low_open: bool = False, high_open: bool = False
+) -> None:
+    """Hyperparameter check: a real number in the interval, else ValueError naming it."""
+    value = getattr(obj, field)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low)
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(
+            f"{obj.registry.kind} {obj.name!r}: {field} must be a number in {lo}{low:g}, "
+            f"{high:g}{hi}, received {value!r}"
+        )
+    object.__setattr__(obj, field, float(value))

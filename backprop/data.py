@@ -124,10 +124,78 @@ def prepare_targets(Y: Any, n_out: int, output: Any, loss: Any) -> np.ndarray:
 
 
 def prepare_xy(
-    X: Any, Y: Any, n_in: int, n_out: int, output: Any, loss: Any
+    X: Any,
+    Y: Any,
+    n_in: int | tuple[int, ...],
+    n_out: int,
+    output: Any,
+    loss: Any,
+    input_kind: str = "float",
+    vocab_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`prepare_targets` then `check_training_data`: host ``(X, Y)`` ready to move to a backend."""
-    return check_training_data(X, prepare_targets(Y, n_out, output, loss), n_in, n_out)
+    """`prepare_targets` then `check_training_data`: host ``(X, Y)`` ready to move to a backend.
+
+    ``n_in``: the number of features, or one example's input shape (``(length, channels)``).
+    ``input_kind="int"``: X holds token ids, integers in [-1, vocab_size) (-1 pads).
+    """
+    y = prepare_targets(Y, n_out, output, loss)
+    shape = (n_in,) if isinstance(n_in, int) else tuple(n_in)
+    if len(shape) == 1 and input_kind == "float":
+        return check_training_data(X, y, shape[0], n_out)
+    x = _check_inputs(X, shape, input_kind, vocab_size)
+    _, y = check_training_data(np.zeros((len(y), 1)), y, None, n_out)
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"X has {x.shape[0]} rows but Y has {y.shape[0]}; they must match")
+    return x, y
+
+
+def _check_inputs(
+    X: Any, shape: tuple[int, ...], kind: str, vocab_size: int | None
+) -> np.ndarray:
+    """Inputs of any per-example ``shape``: numeric, finite; token ids: integers in
+    [-1, vocab_size)."""
+    try:
+        x = np.asarray(X)
+    except Exception as exc:  # ragged lists and odd objects fail in many ways
+        raise DataError(f"X could not be read as an array: {exc}") from None
+    want = "(N, " + ", ".join(str(d) for d in shape) + ")"
+    if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+        raise DataError(
+            f"X must have shape {want} for this model's input_shape {shape}, received {x.shape}"
+        )
+    if x.shape[0] == 0:
+        raise DataError("X has no rows")
+    if kind == "int":
+        if x.dtype.kind not in "iu":
+            raise DataError(
+                f"X must hold integer token ids {want} (-1 for padding), received dtype "
+                f"{x.dtype}; map tokens to ids first (e.g. backprop.datasets.token_ids)"
+            )
+        low = -1
+        high = vocab_size if vocab_size is not None else np.iinfo(np.int32).max
+        bad = (x < low) | (x >= high)
+        if bad.any():
+            row = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
+            raise DataError(
+                f"X holds token ids outside [-1, {high}) (vocab_size {high}; -1 pads), "
+                f"{int(bad.sum())} value(s), first in row {row}; check the vocabulary or the "
+                "layer's vocab_size"
+            )
+        return x
+    if x.dtype.kind not in "fiub":
+        raise DataError(
+            f"X must be numeric (float, int or bool), received dtype {x.dtype}; "
+            "convert strings or objects to numbers first"
+        )
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+            raise DataError(
+                f"X contains {int(bad.sum())} NaN or infinite value(s), first in row {rows[0]} "
+                f"({len(rows)} row(s) affected); clean or impute them before training"
+            )
+    return x
 
 
 def _labels_to_one_hot(labels: np.ndarray, n_out: int) -> np.ndarray:

@@ -12,9 +12,10 @@ from typing import Any
 
 import backends
 
-from ._fitdata import host_xy
+from ._fitdata import host_xy, move_x
 from .metrics import get_metric
 from .model import dtype_name
+from .sequential import first_leaf, is_activation
 
 __all__ = ["evaluate", "evaluate_arrays", "resolve_metric"]
 
@@ -29,7 +30,7 @@ def resolve_metric(model: Any, metric: str | None = "auto") -> tuple[str | None,
     if metric == "auto":
         metric = "accuracy" if model.task == "classification" else "r2"
     get_metric(metric)  # unknown names fail here, before any training
-    sigmoid = model.layers[-1].activation.name == "sigmoid"
+    sigmoid = is_activation(model.output_activation, "sigmoid")
     return metric, (0.5 if sigmoid and metric == "accuracy" else None)
 
 
@@ -75,11 +76,11 @@ def evaluate(
     they are.
     """
     name, threshold = resolve_metric(model, metric)
-    be = backends.backend_of(params[0]["W"]) if backend is None else backends.as_backend(backend)
+    be = backends.backend_of(first_leaf(params)) if backend is None else backends.as_backend(backend)
     dtype = dtype_name(params)
     if _is_host(X):
         x_host, y_host = host_xy(model, X, Y)
-        X, Y = be.asarray(x_host, dtype), be.asarray(y_host, dtype)
+        X, Y = move_x(be, x_host, dtype, model), be.asarray(y_host, dtype)
     values = evaluate_arrays(model, params, X, Y, name, threshold)
     host = be.to_numpy(be.xp.stack(list(values.values())))
     return dict(zip(values, (float(v) for v in host.tolist()), strict=True))

@@ -31,12 +31,14 @@ from . import datasets, rundir
 from .callbacks import EarlyStopping, ModelCheckpoint
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, config_from_dict
-from .data import DataError, as_column, output_size, prepare_xy
+from ._fitdata import host_xy, move_x
+from .data import DataError, as_column, output_size
 from .data_preprocessing import Standardizer
 from .evaluation import evaluate
 from .fit import FitResult, TrainingDiverged, fit
 from .gradcheck import gradcheck
-from .model import MLP
+from .model import build_model
+from .sequential import Sequential
 
 __all__ = [
     "PreparedData",
@@ -275,7 +277,7 @@ def format_metric(key: str, value: float) -> str:
 class LoadedRun:
     """A trained model read back from a run directory or checkpoint."""
 
-    model: MLP
+    model: Sequential
     params: Any
     config: Config
     preprocessing: dict[str, Any]
@@ -300,7 +302,7 @@ def load_run(path: str | os.PathLike, backend: Any = "numpy") -> LoadedRun:
     be = backends.as_backend(backend)
     ckpt = load_checkpoint(path, be, meta.get("dtype"))
     return LoadedRun(
-        MLP(**meta["model"]), ckpt.trees["params"], cfg, stored.get("preprocessing", {}), path
+        build_model(meta["model"]), ckpt.trees["params"], cfg, stored.get("preprocessing", {}), path
     )
 
 
@@ -384,29 +386,29 @@ def gradcheck_config(
 def _gradcheck(model, data, be, seed, rows, max_per_array):
     if rows < 1:
         raise ValueError(f"rows must be >= 1, received {rows!r}")
-    x, y = prepare_xy(
-        data.x_train[:rows],
-        data.y_train[:rows],
-        data.n_in,
-        data.n_out,
-        model.layers[-1].activation,
-        model.loss_function,
-    )
+    x, y = host_xy(model, data.x_train[:rows], data.y_train[:rows])
     params = model.init(seed=seed, backend=be, dtype="float64")
-    X, Y = be.asarray(x, "float64"), be.asarray(y, "float64")
+    X, Y = move_x(be, x, "float64", model), be.asarray(y, "float64")
     loss = be.compile(model.loss)  # the 2 * elements loss evaluations: compiled on JAX
     result = gradcheck(
         model.loss_and_grad, params, X, Y, loss=loss, max_per_array=max_per_array, seed=seed
     )
     layers = []
     for i, layer in enumerate(model.layers):
-        errs = [result.errors[f"[{i}].W"], result.errors[f"[{i}].b"]]
+        errs = [e for k, e in result.errors.items() if k.startswith(f"[{i}].") or k == f"[{i}]"]
+        if not errs:  # no parameters (activation, dropout, pooling): nothing to check
+            continue
+        act = getattr(layer, "activation", None)
         layers.append(
             {
                 "layer": i,
-                "shape": f"{model.sizes[i]} -> {model.sizes[i + 1]}",
-                "activation": layer.activation.name,
+                "shape": f"{_dims(model.shapes[i])} -> {_dims(model.shapes[i + 1])}",
+                "activation": layer.name if act is None else act.name,
                 "max_rel_error": max(errs),
             }
         )
     return be, layers, result
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return str(shape[0]) if len(shape) == 1 else "x".join(str(d) for d in shape)

@@ -50,7 +50,8 @@ from .callbacks import Callback
 from .data import DataError
 from .evaluation import resolve_metric
 from .history import History
-from .model import MLP, Params, dtype_name
+from .model import dtype_name
+from .sequential import Params, Sequential
 from .optimizers import Adam, Optimizer, get_optimizer
 from .run import Run
 from .schedules import Schedule, get_schedule
@@ -78,7 +79,7 @@ class FitResult:
     training ended before ``epochs`` (None when it ran them all); ``time``: seconds of training.
     """
 
-    model: MLP
+    model: Sequential
     backend: Any
     params: Params
     opt_state: Any
@@ -96,7 +97,7 @@ class FitResult:
 
 
 def fit(
-    model: MLP,
+    model: Sequential,
     X: Any,
     Y: Any,
     *,
@@ -223,7 +224,7 @@ class _Loop:
         self.step_fn = make_batch_step(run.model, run.optimizer, be)
         if compile_epoch is None:
             batch_hooks = any(_watches_batches(cb) for cb in run.callbacks)
-            compile_epoch = be.compiles and not any(run.model.dropout) and not batch_hooks
+            compile_epoch = be.compiles and not any(run.model.dropout_rates) and not batch_hooks
         self.epoch_fn = make_epoch(run.model, run.optimizer, be) if compile_epoch else None
         self.columns, self.epoch_end = make_epoch_end(run.model, be, s, data.x_val is not None)
         self.n_steps = -(-data.n // s["batch_size"])
@@ -232,7 +233,6 @@ class _Loop:
         self.log_every = log_every or (max(1, self.n_steps // 20) if self.progress.on else 0)
         self.base_lr = float(run.optimizer.lr)
         self.good = (run.params, run.opt_state)
-        self.units = run.model.sizes[1:-1]
 
     def train(self) -> FitResult:
         run, t0 = self.run, time.perf_counter()
@@ -323,9 +323,12 @@ class _Loop:
     def _step(self, idx: Any, lr: float) -> Any:
         run, data = self.run, self.data
         masks = None
-        if any(run.model.dropout):
+        if any(run.model.dropout_rates):
             host = _host.dropout_masks(
-                run.rngs["dropout"], idx.shape[0], self.units, run.model.dropout
+                run.rngs["dropout"],
+                idx.shape[0],
+                run.model.dropout_shapes,
+                run.model.dropout_rates,
             )
             masks = [
                 None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host

@@ -15,7 +15,7 @@ from . import _host
 from .callbacks import Callback
 from .checkpoint import CheckpointError, check_spec, load_checkpoint, save_checkpoint
 from .history import History
-from .model import MLP, Params
+from .sequential import Params, Sequential
 from .optimizers import Optimizer
 from .schedules import Schedule
 
@@ -30,7 +30,7 @@ class Run:
 
     def __init__(
         self,
-        model: MLP,
+        model: Sequential,
         backend: Any,
         optimizer: Optimizer,
         schedule: Schedule,

@@ -16,7 +16,7 @@ from typing import Any
 import backends
 
 from .data import DataError, check_training_data
-from .model import MLP, Params
+from .sequential import Params, Sequential
 from .optimizers import Optimizer
 
 __all__ = [
@@ -34,18 +34,22 @@ _COMPILED: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
 _COMPILED_MAX = 32  # compiled functions kept (least recently used dropped first)
 
 
-def _compiled(kind: str, model: MLP, optimizer: Optimizer, be: Any, build: Callable) -> Callable:
+def _compiled(
+    kind: str, model: Sequential, optimizer: Optimizer | None, be: Any, build: Callable
+) -> Callable:
     """``build()`` compiled once per (kind, model, optimizer, backend) on compiling backends.
 
     ``jax.jit`` caches traces per function object, so a fresh closure per `fit` call would
     retrace and recompile every call; reusing the compiled function means a second `fit` of the
     same model and optimizer (another seed, more epochs, cross-validation folds) compiles
-    nothing. The key is everything the traced function depends on: the model's and the
-    optimizer's complete reprs (their constructor arguments) and the backend (library, device).
+    nothing. The key is everything the traced function depends on: the model's full structure
+    (`Sequential.key`: every layer's, activation's and loss's class and hyperparameters, never
+    just their names; unregistered components by identity), the optimizer's class and complete
+    repr (its constructor arguments) and the backend (library, device).
     """
     if not be.compiles:
         return build()
-    key = (kind, repr(model), type(optimizer), repr(optimizer), be)
+    key = (kind, model.key(), type(optimizer), repr(optimizer), be)
     fn = _COMPILED.get(key)
     if fn is None:
         fn = _COMPILED[key] = build()
@@ -56,7 +60,7 @@ def _compiled(kind: str, model: MLP, optimizer: Optimizer, be: Any, build: Calla
     return fn
 
 
-def _pure_step(model: MLP, optimizer: Optimizer) -> Callable:
+def _pure_step(model: Sequential, optimizer: Optimizer) -> Callable:
     def step(
         params: Params,
         state: Any,
@@ -73,7 +77,7 @@ def _pure_step(model: MLP, optimizer: Optimizer) -> Callable:
     return step
 
 
-def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable:
+def make_step(model: Sequential, optimizer: Optimizer, backend: Any = None) -> Callable:
     """The training step ``(params, state, xb, yb, lr, weights, masks) -> (params, state, loss)``.
 
     Pure: inputs are never modified (nor donated). Compiled with ``backend.compile`` when a
@@ -86,7 +90,7 @@ def make_step(model: MLP, optimizer: Optimizer, backend: Any = None) -> Callable
     return _compiled("step", model, optimizer, be, lambda: be.compile(_pure_step(model, optimizer)))
 
 
-def make_batch_step(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
+def make_batch_step(model: Sequential, optimizer: Optimizer, backend: Any) -> Callable:
     """`fit`'s step on device-resident data: ``(params, state, x, y, w, idx, lr, masks) ->
     (params, state, loss)`` trains on rows ``idx`` (B,) of ``x`` (N, n_in), ``y`` (N, n_out)
     and ``w`` (N,) or None, gathered inside the step (one dispatch per step on JAX).
@@ -101,7 +105,7 @@ def make_batch_step(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
     )
 
 
-def _gathering_step(model: MLP, optimizer: Optimizer, be: Any) -> Callable:
+def _gathering_step(model: Sequential, optimizer: Optimizer, be: Any) -> Callable:
     """The uncompiled ``(params, state, x, y, w, idx, lr, masks) -> (params, state, loss)`` of
     `make_batch_step`: rows ``idx`` gathered on the device (`Backend.take_rows`), then the pure
     step."""
@@ -114,7 +118,7 @@ def _gathering_step(model: MLP, optimizer: Optimizer, be: Any) -> Callable:
     return batch_step
 
 
-def make_epoch(model: MLP, optimizer: Optimizer, backend: Any) -> Callable:
+def make_epoch(model: Sequential, optimizer: Optimizer, backend: Any) -> Callable:
     """Many steps as one call: ``(params, state, x, y, w, order, lrs) -> (params, state,
     losses)``. Row ``s`` of ``order`` (S, B) holds the rows of step ``s``, ``lrs`` (S,) its
     learning rates; ``losses`` (S,) are the steps' losses.
@@ -152,7 +156,7 @@ class TrainResult:
 
 
 def train(
-    model: MLP,
+    model: Sequential,
     optimizer: Optimizer,
     X: Any,
     Y: Any,
