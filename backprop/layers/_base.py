@@ -106,6 +106,16 @@ class Layer(Component):
     ) -> tuple[dict[str, Any], Any]:
         raise NotImplementedError
 
+    @classmethod
+    def examples(cls) -> list[tuple[Layer, Shape]]:
+        """Instances and input shapes the test suite checks this layer at (finite differences
+        and autodiff on every backend, with and without a leading batch axis). Every
+        registered layer must give at least one; cover each option (padding modes, activations)."""
+        raise NotImplementedError(
+            f"layer {cls.__qualname__} gives no examples(); return [(instance, input_shape), ...] "
+            "so the test suite can check its gradients"
+        )
+
     # -- hooks the model calls; combinators (`Residual`) override them to reach their block --
     def penalty_arrays(self, params: dict[str, Any]) -> list[Any]:
         """The arrays the model's L2 penalty ``alpha/(2N) * sum(W**2)`` covers."""

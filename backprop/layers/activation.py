@@ -26,6 +26,10 @@ class Activation(Layer):
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", get_activation(self.activation))
 
+    @classmethod
+    def examples(cls):
+        return [(cls("sigmoid"), (3,)), (cls({"name": "leaky_relu", "slope": 0.2}), (4,))]
+
     def output_shape(self, input_shape):
         return tuple(input_shape)
 

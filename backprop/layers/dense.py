@@ -36,6 +36,10 @@ class Dense(Activated):
             raise ValueError(f"layer 'dense': units must be an int >= 1, received {u!r}")
         super().__post_init__()
 
+    @classmethod
+    def examples(cls):
+        return [(cls(3), (4,)), (cls(2, "tanh"), (3,)), (cls(3, "softmax"), (2,))]
+
     def output_shape(self, input_shape):
         if len(input_shape) != 1:
             raise ValueError(

@@ -32,6 +32,10 @@ class Dropout(Layer):
             raise ValueError(f"layer 'dropout': rate must be a number in [0, 1), received {r!r}")
         object.__setattr__(self, "rate", float(r))
 
+    @classmethod
+    def examples(cls):
+        return [(cls(0.5), (4,)), (cls(0.25), (3, 2))]
+
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
