@@ -22,9 +22,9 @@ from .layers import Dense, Layer
 from .losses import LOSSES, Loss, get_loss
 from .metrics import METRICS, get_metric
 from .model import MLP, build_model
-from .sequential import Sequential
 from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, Schedule, get_schedule
+from .sequential import Sequential
 from .training import TrainResult, make_step, train
 from .tree import tree_leaves, tree_map
 
@@ -48,15 +48,15 @@ __all__ = [
     "FitResult",
     "GradcheckResult",
     "History",
-    "Layer",
     "LambdaCallback",
+    "Layer",
     "Loss",
     "ModelCheckpoint",
     "Optimizer",
     "RMSProp",
-    "Sequential",
     "Run",
     "Schedule",
+    "Sequential",
     "TrainResult",
     "TrainingDiverged",
     "UnknownNameError",

@@ -77,7 +77,7 @@ def _plain(value: Any) -> Any:
 
 
 def check_saveable(obj: Any) -> None:
-    """Raise `UnregisteredError` if ``obj`` is (or contains) a component of an unregistered class."""
+    """Raise `UnregisteredError` if ``obj`` is or holds a component of an unregistered class."""
     if isinstance(obj, Component):
         if not obj.is_registered():
             kind = obj.registry.kind if obj.registry is not None else "component"

@@ -11,8 +11,8 @@ import backends
 from . import _host
 from .callbacks import _Monitor
 from .data import compute_sample_weight, prepare_xy, validation_split
-from .sequential import Params, Sequential
 from .run import Run
+from .sequential import Params, Sequential
 from .tree import tree_map
 
 

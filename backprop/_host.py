@@ -45,7 +45,10 @@ def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray
 
 
 def dropout_masks(
-    rng: np.random.Generator, n_rows: int, shapes: Sequence[tuple[int, ...]], rates: Sequence[float]
+    rng: np.random.Generator,
+    n_rows: int,
+    shapes: Sequence[int | tuple[int, ...]],
+    rates: Sequence[float],
 ) -> list[np.ndarray | None]:
     """Inverted-dropout masks for one batch: per dropout layer, (n_rows, *shape) float64 with
     0 where a unit is dropped (probability ``rate``) and 1/(1-rate) where kept, so the expected
@@ -53,7 +56,7 @@ def dropout_masks(
     masks: list[np.ndarray | None] = []
     for shape, rate in zip(shapes, rates, strict=True):
         if rate:
-            keep = rng.random((n_rows, *shape)) >= rate
+            keep = rng.random((n_rows, *np.atleast_1d(shape).tolist())) >= rate
             masks.append(keep * (1.0 / (1.0 - rate)))
         else:
             masks.append(None)

@@ -125,10 +125,11 @@ class FitMixin:
         """One `backprop.fit` call: ``max_iter`` epochs, or one for ``partial_fit``."""
         es = bool(self.early_stopping)
         continuing = incremental and self._opt_state is not None
-        params = [
+        model = self._model(units, _alpha_scale(sample_weight))
+        params = model.expand_params(  # an empty dict for each dropout layer
             {"W": arrays.to_host(w), "b": arrays.to_host(b)}
             for w, b in zip(self.coefs_, self.intercepts_, strict=True)
-        ]
+        )
         column = f"val_{self._score_column}" if es else None
         score = self.best_validation_score_ if es else None
         tracker = Tracker(column, -math.inf if score is None else score, params, bool(self.verbose))
@@ -144,7 +145,7 @@ class FitMixin:
         }
         try:
             result = fit(
-                self._model(units, _alpha_scale(sample_weight)),
+                model,
                 X,
                 Y,
                 optimizer=self._optimizer(),
@@ -217,7 +218,7 @@ class FitMixin:
     def _store(self, result: FitResult, tracker: Tracker, incremental: bool) -> None:
         """The fitted attributes from one `backprop.fit` call (lists continue across calls)."""
         es, history = bool(self.early_stopping), result.history
-        params = tracker.best_params if es else result.params
+        params = result.model.dense_params(tracker.best_params if es else result.params)
         self.coefs_ = [arrays.to_host(p["W"]) for p in params]
         self.intercepts_ = [arrays.to_host(p["b"]) for p in params]
         self._opt_state = tree_map(arrays.to_host, result.opt_state)

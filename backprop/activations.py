@@ -3,7 +3,8 @@
 Every activation is one registered class. ``forward(xp, z)`` returns ``a = f(z)``;
 ``derivative(xp, z, a)`` returns ``f'(z)`` elementwise. Where ``f'`` can be written from the
 output ``a`` (sigmoid ``a*(1-a)``, tanh ``1-a**2``, relu ``a>0``, ...) it is, so the backward pass
-reuses what forward computed and the layer does not keep ``z`` at all (``needs_input = False``).
+reuses what forward computed and never recomputes anything from ``z`` (``needs_input = False``;
+the layer's cache keeps ``z`` anyway, for the fused loss value and the diagnostics).
 ``vjp(xp, z, a, g)`` returns ``g * f'(z)``, the error signal ``delta = dJ/dz`` from ``dJ/da``;
 softmax, whose Jacobian is not diagonal, overrides it.
 
@@ -77,7 +78,7 @@ class Activation(Component):
         raise NotImplementedError
 
     def derivative(self, xp: Any, z: Any, a: Any) -> Any:
-        """f'(z) elementwise; ``z`` is None unless ``needs_input``."""
+        """f'(z) elementwise; only activations with ``needs_input`` read ``z``."""
         raise NotImplementedError
 
     def vjp(self, xp: Any, z: Any, a: Any, g: Any) -> Any:

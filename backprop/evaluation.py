@@ -76,7 +76,8 @@ def evaluate(
     they are.
     """
     name, threshold = resolve_metric(model, metric)
-    be = backends.backend_of(first_leaf(params)) if backend is None else backends.as_backend(backend)
+    be = backends.as_backend(backend) if backend is not None else None
+    be = be or backends.backend_of(first_leaf(params))
     dtype = dtype_name(params)
     if _is_host(X):
         x_host, y_host = host_xy(model, X, Y)

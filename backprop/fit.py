@@ -51,10 +51,10 @@ from .data import DataError
 from .evaluation import resolve_metric
 from .history import History
 from .model import dtype_name
-from .sequential import Params, Sequential
 from .optimizers import Adam, Optimizer, get_optimizer
 from .run import Run
 from .schedules import Schedule, get_schedule
+from .sequential import Params, Sequential
 from .training import make_batch_step, make_epoch
 from .tree import tree_map
 

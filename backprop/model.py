@@ -85,6 +85,20 @@ class MLP(Sequential):
         """The `Dense` layers, input side first (``model.layers`` also holds any `Dropout`)."""
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
+    def dense_params(self, params: Params) -> Params:
+        """The dense layers' ``{"W", "b"}`` dicts of ``params`` (drops the dropout layers' ``{}``)."""
+        return [p for layer, p in zip(self.layers, params, strict=True) if isinstance(layer, Dense)]
+
+    def expand_params(self, dense: Params) -> Params:
+        """The inverse of `dense_params`: one dict per dense layer -> ``params`` for this model
+        (an empty dict inserted for each dropout layer)."""
+        dense = list(dense)
+        n = len(self.dense_layers)
+        if len(dense) != n:
+            raise ValueError(f"expected {n} dense-layer dicts, received {len(dense)}")
+        it = iter(dense)
+        return [next(it) if isinstance(layer, Dense) else {} for layer in self.layers]
+
     def spec(self) -> dict[str, Any]:
         """The constructor arguments as plain JSON values; ``MLP(**model.spec())`` rebuilds it."""
         self.check_saveable()

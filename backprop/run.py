@@ -15,9 +15,9 @@ from . import _host
 from .callbacks import Callback
 from .checkpoint import CheckpointError, check_spec, load_checkpoint, save_checkpoint
 from .history import History
-from .sequential import Params, Sequential
 from .optimizers import Optimizer
 from .schedules import Schedule
+from .sequential import Params, Sequential
 
 __all__ = ["RESUME_KEYS", "Run"]
 

@@ -134,15 +134,17 @@ class Sequential:
         """Either "classification" (cross-entropy losses or sigmoid/softmax outputs) or
         "regression"; it picks the default metric (accuracy or R^2)."""
         out = self.output_activation
-        if self.loss_function.fused_output is not None or is_activation(out, "sigmoid") or is_activation(
-            out, "softmax"
+        if (
+            self.loss_function.fused_output is not None
+            or is_activation(out, "sigmoid")
+            or is_activation(out, "softmax")
         ):
             return "classification"
         return "regression"
 
     @property
     def input_kind(self) -> str:
-        """"float" features, or "int" token ids (an `EmbeddingBag` first)."""
+        """ "float" features, or "int" token ids (an `EmbeddingBag` first)."""
         return self.layers[0].input_kind
 
     @property
@@ -294,14 +296,16 @@ class Sequential:
             got = _shapes(p)
             if got != expected:
                 raise ValueError(
-                    f"params[{i}] ({self.layers[i]!r}) has {_describe(got)}; this model expects "
-                    f"{_describe(expected)}"
+                    f"params[{i}] has {_describe(got)}; this model expects {_describe(expected)} "
+                    f"(layer {i}: {self.layers[i]!r}); pass the params model.init gives"
                 )
 
     def _check_x(self, X: Any, params: Params) -> Any:
         """Check params and X; return the shared array namespace."""
         self._check_params(params)
-        _check_shape("X", X, self.input_shape, "input_shape")
+        _check_shape(
+            "X", X, self.input_shape, "n_in" if len(self.input_shape) == 1 else "input_shape"
+        )
         ref = first_leaf(params)
         try:
             xp = array_namespace(X, ref) if ref is not None else array_namespace(X)
@@ -329,7 +333,9 @@ class Sequential:
 
     def _check_xy(self, X: Any, Y: Any, params: Params) -> Any:
         xp = self._check_x(X, params)
-        _check_shape("Y", Y, self.output_shape, "output shape")
+        _check_shape(
+            "Y", Y, self.output_shape, "n_out" if len(self.output_shape) == 1 else "output shape"
+        )
         _check_float(xp, "Y", Y)
         nx, ny = X.shape[-1 - len(self.input_shape)], Y.shape[-1 - len(self.output_shape)]
         if nx != ny:
@@ -348,8 +354,8 @@ def _has_activation(layer: Any) -> bool:
 def is_activation(activation: Any, name: str) -> bool:
     """Whether ``activation`` is an instance of exactly the class registered as ``name`` (a
     subclass or a look-alike with the same name is not: it may compute something else)."""
-    return activation is not None and name in ACTIVATIONS and type(activation) is ACTIVATIONS.get(
-        name
+    return (
+        activation is not None and name in ACTIVATIONS and type(activation) is ACTIVATIONS.get(name)
     )
 
 
@@ -367,8 +373,12 @@ def _check_input_shape(shape: Any) -> tuple[int, ...]:
     try:
         dims = list(dims)
     except TypeError:
-        raise TypeError(f"input_shape must be an int or a tuple of ints, received {shape!r}") from None
-    if not dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
+        raise TypeError(
+            f"input_shape must be an int or a tuple of ints, received {shape!r}"
+        ) from None
+    if not dims or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims
+    ):
         raise ValueError(f"input_shape must be positive ints, received {shape!r}")
     return tuple(int(d) for d in dims)
 
@@ -384,8 +394,10 @@ def _shapes(tree: Any) -> Any:
 
 def _describe(shapes: Any) -> str:
     if isinstance(shapes, dict):
-        return "no parameters" if not shapes else ", ".join(
-            f"{k} {_describe(v)}" for k, v in shapes.items()
+        return (
+            "no parameters"
+            if not shapes
+            else ", ".join(f"{k} {_describe(v)}" for k, v in shapes.items())
         )
     if isinstance(shapes, list):
         return "[" + "; ".join(_describe(v) for v in shapes) + "]"
@@ -399,7 +411,8 @@ def _check_shape(name: str, arr: Any, shape: tuple[int, ...], what: str) -> None
     k = len(shape)
     if len(got) < k + 1 or tuple(got[-k:]) != tuple(shape):
         want = "(N, " + ", ".join(str(d) for d in shape) + ")"
-        raise ValueError(f"{name} must have shape {want} ({what} = {shape}), received {tuple(got)}")
+        size = f"{what} = {shape[0]}" if k == 1 else f"{what} = {shape}"
+        raise ValueError(f"{name} must have shape {want} ({size}), received {tuple(got)}")
 
 
 def _check_float(xp: Any, name: str, arr: Any) -> None:

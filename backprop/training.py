@@ -16,8 +16,8 @@ from typing import Any
 import backends
 
 from .data import DataError, check_training_data
-from .sequential import Params, Sequential
 from .optimizers import Optimizer
+from .sequential import Params, Sequential
 
 __all__ = [
     "DataError",

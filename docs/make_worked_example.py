@@ -6,7 +6,9 @@
 The run is configs/xor.toml's (read with tomllib): one full-batch SGD step of its network from
 ``model.init(seed)``, the first step of ``backprop.fit`` with that config. Every number comes
 from the library's own functions on NumPy; every code line quoted next to a quantity is read
-from the function the page names, so a line that moved or changed fails here, not silently.
+from the definition the page names, in the file it names (parsed with ast: a method is named in
+the class that writes it, not one that inherits it; docstrings do not count), so a line that
+moved or changed fails here, not silently.
 Only the text between the BEGIN/END markers is rewritten. tests/test_worked_example.py
 recomputes the numbers on every backend and compares them with the page.
 """
@@ -14,9 +16,8 @@ recomputes the numbers on every backend and compares them with the page.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
-import importlib
-import inspect
 import sys
 import textwrap
 from pathlib import Path
@@ -57,7 +58,18 @@ def _q(name: str, equation: str, ref: str, line: str, *more: tuple[str, str]) ->
     return Quantity(name, equation, ((ref, line), *more))
 
 
-# (heading, quantities); the order is the order of the computation in `MLP.backprop`.
+# (heading, quantities); the order is the order of the computation in `Sequential.backprop`.
+_SEQ = "backprop/sequential.py: Sequential.backprop"
+_DELTA = (_SEQ, "deltas[i] = layer.activation.vjp")
+_VJP = ("backprop/activations.py: Activation.vjp", "return")
+_AFFINE = (
+    ("backprop/layers/_base.py: Activated.forward", "z = self.affine"),
+    ("backprop/layers/dense.py: Dense.affine", 'x @ params["W"]'),
+)
+_SIGMOID = (
+    ("backprop/layers/_base.py: Activated.forward", "a = self.activation.forward"),
+    ("backprop/activations.py: Sigmoid.forward", "return"),
+)
 SECTIONS: list[tuple[str, list[Quantity]]] = [
     (
         "Data and initial weights",
@@ -68,27 +80,28 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
                 _q(
                     f"W{i}",
                     f"W{i} ~ U(-r, r), r = sqrt(6 / (n_in + n_out))",
-                    "backprop/_host.py: glorot_uniform",
+                    "backprop/layers/dense.py: Dense.init",
                     "rng.uniform(",
                 )
                 for i in (1, 2)
             ),
-            _q("b1", "b1 = 0", "backprop/_host.py: glorot_uniform", "np.zeros"),
-            _q("b2", "b2 = 0", "backprop/_host.py: glorot_uniform", "np.zeros"),
+            _q("b1", "b1 = 0", "backprop/layers/dense.py: Dense.init", "_host.zeros"),
+            _q("b2", "b2 = 0", "backprop/layers/dense.py: Dense.init", "_host.zeros"),
         ],
     ),
     (
         "Forward pass",
         [
-            _q("z1", "z1 = X @ W1 + b1", "backprop/layers.py: Dense.forward", 'z = x @ p["W"]'),
-            _q("a1", "a1 = s(z1)", "backprop/activations.py: Sigmoid.forward", "return"),
-            _q("z2", "z2 = a1 @ W2 + b2", "backprop/layers.py: Dense.forward", 'z = x @ p["W"]'),
-            _q("a2", "a2 = s(z2)", "backprop/activations.py: Sigmoid.forward", "return"),
+            _q("z1", "z1 = X @ W1 + b1", *_AFFINE[0], _AFFINE[1]),
+            _q("a1", "a1 = s(z1)", *_SIGMOID[0], _SIGMOID[1]),
+            _q("z2", "z2 = a1 @ W2 + b2", *_AFFINE[0], _AFFINE[1]),
+            _q("a2", "a2 = s(z2)", *_SIGMOID[0], _SIGMOID[1]),
             _q(
                 "J",
                 "J = 0.5 * mean((a2 - Y)**2)",
-                "backprop/losses.py: MeanSquaredError.value",
-                "return",
+                "backprop/sequential.py: Sequential._loss_value",
+                "loss = self.loss_function.value(",
+                ("backprop/losses.py: MeanSquaredError.value", "return"),
             ),
         ],
     ),
@@ -99,8 +112,9 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
             _q(
                 "dJ_da2",
                 "dJ_da2 = (a2 - Y) / (N*K)",
-                "backprop/losses.py: MeanSquaredError.grad",
-                "return",
+                _SEQ,
+                "signal = self.loss_function.grad(",
+                ("backprop/losses.py: MeanSquaredError.grad", "return"),
             ),
             _q(
                 "fprime2",
@@ -108,26 +122,30 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
                 "backprop/activations.py: Sigmoid.derivative",
                 "return",
             ),
-            _q(
-                "delta2",
-                "delta2 = dJ_da2 * fprime2",
-                "backprop/model.py: MLP.backprop",
-                "delta = self.layers[-1]",
-                ("backprop/layers.py: Dense.delta", "return"),
-                ("backprop/activations.py: Activation.vjp", "return"),
-            ),
+            _q("delta2", "delta2 = dJ_da2 * fprime2", *_DELTA, _VJP),
         ],
     ),
     (
         "Output layer gradients, and the error sent back",
         [
-            _q("dW2", "dW2 = a1.T @ delta2", "backprop/layers.py: Dense.backward", "grad_w ="),
-            _q("db2", "db2 = sum_rows(delta2)", "backprop/layers.py: Dense.backward", '"b":'),
+            _q(
+                "dW2",
+                "dW2 = a1.T @ delta2",
+                "backprop/layers/dense.py: Dense.backward_z",
+                "grad_w =",
+            ),
+            _q(
+                "db2",
+                "db2 = sum_rows(delta2)",
+                "backprop/layers/dense.py: Dense.backward_z",
+                "grad_b =",
+            ),
             _q(
                 "dJ_da1",
                 "dJ_da1 = delta2 @ W2.T",
-                "backprop/layers.py: Dense.backward",
-                "grad_x =",
+                _SEQ,
+                "backward_z(xp, p, cache, deltas[i]",
+                ("backprop/layers/dense.py: Dense.backward_z", "dx ="),
             ),
         ],
     ),
@@ -140,15 +158,19 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
                 "backprop/activations.py: Sigmoid.derivative",
                 "return",
             ),
+            _q("delta1", "delta1 = dJ_da1 * fprime1", *_DELTA, _VJP),
             _q(
-                "delta1",
-                "delta1 = dJ_da1 * fprime1",
-                "backprop/model.py: MLP.backprop",
-                "delta = self.layers[i - 1]",
-                ("backprop/activations.py: Activation.vjp", "return"),
+                "dW1",
+                "dW1 = X.T @ delta1",
+                "backprop/layers/dense.py: Dense.backward_z",
+                "grad_w =",
             ),
-            _q("dW1", "dW1 = X.T @ delta1", "backprop/layers.py: Dense.backward", "grad_w ="),
-            _q("db1", "db1 = sum_rows(delta1)", "backprop/layers.py: Dense.backward", '"b":'),
+            _q(
+                "db1",
+                "db1 = sum_rows(delta1)",
+                "backprop/layers/dense.py: Dense.backward_z",
+                "grad_b =",
+            ),
         ],
     ),
     (
@@ -163,7 +185,12 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
                 )
                 for p in ("W1", "b1", "W2", "b2")
             ),
-            _q("J_new", "J_new = J at the new weights", "backprop/model.py: MLP.loss", "return"),
+            _q(
+                "J_new",
+                "J_new = J at the new weights",
+                "backprop/sequential.py: Sequential.loss",
+                "return",
+            ),
         ],
     ),
 ]
@@ -232,15 +259,16 @@ def quantities(backend: Any = "numpy", cfg: dict[str, Any] | None = None) -> dic
     v = {"X": X, "Y": Y}
     for i, p in enumerate(params, start=1):
         v[f"W{i}"], v[f"b{i}"] = p["W"], p["b"]
-    v["z1"], v["a1"] = hidden.forward(xp, params[0], X)[:2]
-    v["z2"], v["a2"] = out.forward(xp, params[1], caches[1].x)[:2]
+    v["a1"], cache1 = hidden.forward(xp, params[0], X)  # a = f(z); the cache keeps x, z, a
+    v["a2"], cache2 = out.forward(xp, params[1], caches[1].x)
+    v["z1"], v["z2"] = cache1.z, cache2.z
     v["J"] = J
     v["err"] = caches[1].a - Y
     v["dJ_da2"] = model.loss_function.grad(xp, caches[1].a, Y)
     v["fprime2"] = out.activation.derivative(xp, None, caches[1].a)
     v["delta2"], v["delta1"] = deltas[1], deltas[0]
     v["dW2"], v["db2"] = grads[1]["W"], grads[1]["b"]
-    v["dJ_da1"] = out.backward(xp, params[1], caches[1], deltas[1])[1]
+    v["dJ_da1"] = out.backward_z(xp, params[1], caches[1], deltas[1])[1]
     v["fprime1"] = hidden.activation.derivative(xp, None, caches[0].a)
     v["dW1"], v["db1"] = grads[0]["W"], grads[0]["b"]
     for i, p in enumerate(new, start=1):
@@ -285,13 +313,40 @@ def format_array(name: str, value: np.ndarray) -> str:
     return f"{name} = [{body}]"
 
 
-def code_line(ref: str, fragment: str) -> str:
-    """The first source line of ``ref`` ("backprop/x.py: A.b") that contains ``fragment``."""
+def definition_lines(ref: str) -> list[str]:
+    """The source lines of the definition ``ref`` ("backprop/x.py: A.b") names, read from that
+    file: ``A.b`` must be written in its class body there (an inherited or imported name is
+    not), and its docstring is left out, so a quoted line is code of that very definition."""
     path, qualname = (s.strip() for s in ref.split(":"))
-    obj: Any = importlib.import_module(path[: -len(".py")].replace("/", "."))
+    source = (ROOT / path).read_text(encoding="utf-8")
+    body: list[ast.stmt] = ast.parse(source).body
+    node: ast.stmt | None = None
     for part in qualname.split("."):
-        obj = getattr(obj, part)
-    for line in inspect.getsource(obj).splitlines():
+        node = next((n for n in body if _defines(n, part)), None)
+        if node is None:
+            raise LookupError(f"{path} defines no {qualname} (no {part!r}); update SECTIONS")
+        body = getattr(node, "body", [])
+    assert node is not None
+    skip: range = range(0)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        skip = range(body[0].lineno, body[0].end_lineno + 1)  # the docstring
+    lines = source.splitlines()
+    return [lines[i - 1] for i in range(node.lineno, node.end_lineno + 1) if i not in skip]
+
+
+def _defines(node: ast.stmt, name: str) -> bool:
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        return node.name == name
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+    if isinstance(node, ast.AnnAssign):
+        return isinstance(node.target, ast.Name) and node.target.id == name
+    return False
+
+
+def code_line(ref: str, fragment: str) -> str:
+    """The first code line of ``ref`` ("backprop/x.py: A.b") that contains ``fragment``."""
+    for line in definition_lines(ref):
         if fragment in line:
             return line.strip()
     raise LookupError(f"no line of {ref} contains {fragment!r}; update SECTIONS in {__file__}")

@@ -40,8 +40,8 @@ from ..activations import get_activation
 
 __all__ = [
     "LAYERS",
-    "ActivationCache",
     "Activated",
+    "ActivationCache",
     "Layer",
     "Train",
     "build_layer",
