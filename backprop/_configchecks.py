@@ -1,5 +1,6 @@
 """Checks of a parsed config across keys and against the registries (names of backends,
-datasets, activations, optimizers, schedules and their options).
+datasets, optimizers, schedules and their options; the model's layers, activations and losses
+are checked in `backprop._configmodel`).
 
 Host-only helpers of `backprop.config`; each appends one message per problem to ``problems``.
 """
@@ -11,9 +12,10 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from ._configkinds import _closest, _is_number, _kind_of
+from ._configmodel import check_model
 
 if TYPE_CHECKING:
-    from .config import BackendConfig, DataConfig, ModelConfig, TrainingConfig
+    from .config import BackendConfig, DataConfig, TrainingConfig
 
 
 # -- checks across keys and against the registries ---------------------------------------------
@@ -27,17 +29,27 @@ def cross_checks(
     if "data" in clean:
         _check_dataset(s["data"], problems)
     if "model" in clean:
-        _check_model(s["model"], problems)
+        check_model(raw.get("model", {}), s["model"], problems)
     if "optimizer" in clean:
         _check_component("optimizer", s["optimizer"], problems)
         _check_component("optimizer.schedule", s["optimizer"].schedule, problems)
     if "training" in clean:
         _check_training(s["training"], problems)
-    if {"data", "model"} <= clean and s["data"].standardize_targets and s["model"].loss != "mse":
+    if {"data", "model"} <= clean and s["data"].standardize_targets and _class_loss(s["model"]):
         problems.append(
             f"[data] standardize_targets = true is for regression targets, but [model] loss = "
             f"{s['model'].loss!r} takes class targets; remove standardize_targets"
         )
+
+
+def _class_loss(model: Any) -> bool:
+    """Whether the model's loss takes class targets (it needs a sigmoid or softmax output)."""
+    from .losses import get_loss
+
+    try:
+        return get_loss(model.loss).outputs is not None
+    except (ValueError, TypeError):  # an unknown loss: reported by the model's checks
+        return False
 
 
 def _check_backend(raw: dict[str, Any], s: dict[str, Any], problems: list[str]) -> None:
@@ -120,33 +132,6 @@ def _check_options(
     for name, p in parameters.items():
         if p.default is inspect.Parameter.empty and name not in options:
             problems.append(f"{where} {name}: required key is missing")
-
-
-def _check_model(model: ModelConfig, problems: list[str]) -> None:
-    from .activations import ACTIVATIONS
-    from .model import MLP
-
-    names = [model.hidden] if isinstance(model.hidden, str) else model.hidden
-    unknown = [n for n in names if n not in ACTIVATIONS]
-    if unknown:
-        allowed = ACTIVATIONS.names()
-        problems.append(
-            f"[model] hidden: unknown activation {unknown[0]!r}; "
-            f"{_closest(unknown[0], allowed)}expected one of {allowed}"
-        )
-        return
-
-    try:  # sizes do not matter for these checks; the data gives the real ones
-        MLP(
-            [2, *model.hidden_sizes, 2],
-            model.hidden,
-            model.output,
-            model.loss,
-            model.alpha,
-            model.dropout,
-        )
-    except ValueError as exc:  # unknown names, activation/loss pairs, lengths
-        problems.append(f"[model] {exc}")
 
 
 def _check_component(where: str, section: Any, problems: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""What a config key accepts: value kinds, range checks and "did you mean" hints.
+"""What a config key accepts: value kinds, range checks and "did you mean" hints; the error.
 
 Host-only helpers of `backprop.config`.
 """
@@ -12,6 +12,15 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; ``problems`` lists every problem found (one line each)."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source, self.problems = source, list(problems)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        super().__init__(f"config {source}: {count}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 # -- value kinds and checks ----------------------------------------------------------------------
@@ -116,3 +125,73 @@ def _kind_of(parameter: inspect.Parameter) -> Kind:
         if default is not inspect.Parameter.empty and kind.test(default):
             return kind
     return either(STR, INT, FLOAT)
+
+
+# -- reading a section ---------------------------------------------------------------------------
+def deep_copy(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: deep_copy(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [deep_copy(v) for v in raw]
+    return raw
+
+
+def read_section(
+    where: str,
+    cls: type,
+    table: dict[str, Any],
+    problems: list[str],
+    subtables: dict[tuple[str, str], type],
+) -> Any:
+    """Check ``table`` against the dataclass ``cls``; unknown keys go to ``options`` when the
+    section has them (they are checked later, against the named component); ``subtables``:
+    the ``(section, key)`` pairs that are tables of their own, and their dataclasses."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "options"}
+    has_options = any(f.name == "options" for f in dataclasses.fields(cls))
+    values: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    label = ".".join(where.split("."))
+    for key, value in table.items():
+        sub = subtables.get((where, key))
+        if sub is not None:
+            if not isinstance(value, dict):
+                problems.append(
+                    f"[{label}] {key}: expected a [{label}.{key}] table, received {value!r}"
+                )
+                continue
+            values[key] = read_section(f"{where}.{key}", sub, value, problems, subtables)
+        elif key in fields:
+            values[key] = _value(f"[{label}] {key}", fields[key], value, problems)
+        elif has_options:
+            options[key] = value
+        else:
+            valid = [*fields]
+            problems.append(
+                f"[{label}] {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
+            )
+    for name, f in fields.items():
+        if (
+            name not in values
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
+            problems.append(f"[{label}] {name}: required key is missing")
+    if has_options:
+        values["options"] = options
+    try:
+        return cls(**values)
+    except TypeError:  # a missing required key, already reported
+        return None
+
+
+def _value(where: str, f: dataclasses.Field, value: Any, problems: list[str]) -> Any:
+    kind: Kind = f.metadata["kind"]
+    if not kind.test(value):
+        problems.append(f"{where}: expected {kind.described}, received {value!r}")
+        return value
+    value = kind.convert(value)
+    check = f.metadata["check"]
+    allowed = check(value) if check is not None else None
+    if allowed is not None:
+        problems.append(f"{where}: expected {allowed}, received {value!r}")
+    return value

@@ -24,16 +24,42 @@ from .activations import ACTIVATIONS
 from .model import MLP
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSProp
 
-__all__ = ["FLOATS", "HIDDEN_ACTIVATIONS", "SOLVERS", "BaseMLP"]
+__all__ = ["FLOATS", "SOLVERS", "BaseMLP", "hidden_activations"]
 
 FLOATS = ("float64", "float32")  # validate_data keeps these, converts anything else to float64
 SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
-# scikit-learn's names first ("logistic" is our "sigmoid"), then every hidden activation of ours
 _SKLEARN_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-HIDDEN_ACTIVATIONS = [
-    *_SKLEARN_NAMES,
-    *(n for n in ACTIVATIONS if ACTIVATIONS.get(n).hidden and n not in _SKLEARN_NAMES),
-]
+
+
+def hidden_activations() -> list[str]:
+    """The ``activation`` names accepted now: scikit-learn's first ("logistic" is our
+    "sigmoid"), then every hidden activation registered in `backprop.ACTIVATIONS`, read at each
+    call, so one a plugin registers after ``import backprop.sklearn`` is accepted too."""
+    ours = (n for n in ACTIVATIONS if ACTIVATIONS.get(n).hidden and n not in _SKLEARN_NAMES)
+    return [*_SKLEARN_NAMES, *ours]
+
+
+def __getattr__(name: str) -> Any:  # HIDDEN_ACTIVATIONS: the registry as it is now
+    if name == "HIDDEN_ACTIVATIONS":
+        return hidden_activations()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _HiddenActivations(StrOptions):
+    """scikit-learn's ``StrOptions`` constraint over `hidden_activations`, read at each check."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+
+    @property
+    def options(self) -> Any:  # ordered like hidden_activations(), for the error message
+        return dict.fromkeys(hidden_activations()).keys()
+
+    @options.setter
+    def options(self, value: Any) -> None:  # StrOptions.__init__ sets it; the registry rules
+        pass
+
+
 _OUTPUTS = {  # out_activation_ (scikit-learn's name) -> (our output activation, our loss)
     "logistic": ("sigmoid", "binary_cross_entropy"),
     "softmax": ("softmax", "cross_entropy"),
@@ -47,7 +73,7 @@ class BaseMLP(FitMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), list, tuple],
+        "activation": [_HiddenActivations(), list, tuple],
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
@@ -154,11 +180,13 @@ class BaseMLP(FitMixin, BaseEstimator):
                 f"activation lists {len(names)} names but hidden_layer_sizes has {n_hidden} "
                 f"hidden layers; give one name for all, or exactly {n_hidden}"
             )
+        allowed = hidden_activations()
         for name in names:
-            if name not in HIDDEN_ACTIVATIONS:
+            if name not in allowed:
                 raise ValueError(
-                    f"unknown activation {name!r}: expected one of {HIDDEN_ACTIVATIONS} "
-                    "(scikit-learn's names, then backprop's)"
+                    f"unknown activation {name!r}: expected one of {allowed} "
+                    "(scikit-learn's names, then backprop's; register your own with "
+                    "@backprop.activations.register('name'))"
                 )
         return [_SKLEARN_NAMES.get(name, name) for name in names]
 

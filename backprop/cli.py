@@ -7,6 +7,10 @@ Host-only module. Subcommands:
 - ``backprop gradcheck CONFIG [--backend NAME]``
 - ``backprop backends``
 
+``train``, ``gradcheck`` and ``evaluate`` take ``--import MODULE`` (repeatable): a plugin module
+(dotted name or .py path) that registers layers, activations or losses, imported before the
+config is read (`backprop._plugins`).
+
 Exit codes: 0 success; 2 a usage, config, data or backend error (one message, no traceback);
 1 a runtime failure (training diverged, a gradient check failed, a file could not be written).
 """
@@ -20,6 +24,7 @@ import sys
 import backends
 
 from . import experiment
+from ._plugins import import_plugins
 from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .data import DataError
@@ -46,7 +51,7 @@ def _load(args: argparse.Namespace):
         shorthands.append(f"backend.name={args.backend}")
     if args.device:
         shorthands.append(f"backend.device={args.device}")
-    return load_config(args.config, [*args.set, *shorthands])
+    return load_config(args.config, [*args.set, *shorthands], imports=args.imports)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -62,6 +67,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import_plugins(args.imports, "--import")  # the run's own plugins: its saved config's imports
     run, values, what = experiment.evaluate_run(
         args.path, data=args.data, target=args.target, backend=args.backend, device=args.device
     )
@@ -130,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--device", default=None, help="cpu, gpu or gpu:N")
 
+    def import_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import a plugin module first: a dotted name importable from the current "
+            "directory or sys.path, or a .py file, that registers layers, activations or losses "
+            "(repeatable)",
+        )
+
     def set_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--set",
@@ -143,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="a TOML config, e.g. configs/digits.toml")
     backend_options(train, None)
     set_option(train)
+    import_option(train)
     train.add_argument("--run-dir", default=None, help="exact run directory (must be new or empty)")
     train.add_argument("--no-save", action="store_true", help="do not write a run directory")
     train.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -161,12 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--target", default=None, help="target column of a --data CSV file")
     backend_options(ev, "numpy")
+    import_option(ev)
     ev.set_defaults(run=_evaluate)
 
     gc = sub.add_parser("gradcheck", help="finite-difference check of a config's model")
     gc.add_argument("config", help="a TOML config")
     backend_options(gc, None)
     set_option(gc)
+    import_option(gc)
     gc.add_argument("--rows", type=int, default=8, help="training rows in the check (default 8)")
     gc.add_argument(
         "--max-per-array",

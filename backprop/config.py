@@ -2,17 +2,20 @@
 
 Host-only module. A config has five sections (see ``configs/*.toml`` and docs/configs.md)::
 
+    imports      (top level) plugin modules to import first: ["mypackage.layers", "cube.py"]
     [backend]    name, device, dtype, precision, deterministic
     [data]       name, test_fraction, standardize, standardize_targets, + the dataset's options
-    [model]      hidden_sizes, hidden, output, loss, alpha, dropout
+    [model]      hidden_sizes, hidden, output, dropout (the MLP shorthand) or [[model.layers]]
+                 tables; loss, alpha
     [optimizer]  name, clip_norm, + the optimizer's hyperparameters; [optimizer.schedule]
     [training]   epochs, batch_size, seed, shuffle, validation_split, metric, class_weight, ...;
                  [training.early_stopping], [training.checkpoint]
 
-`load_config` parses the file with ``tomllib`` (never ``eval``), applies ``--set`` overrides and
-validates everything at once, before any data is loaded or any backend touched: every problem is
-collected and `ConfigError` lists them all, each naming the key, what was received and what is
-allowed (and, for an unknown key or name, the closest valid one).
+`load_config` parses the file with ``tomllib`` (never ``eval``), applies ``--set`` overrides,
+imports the plugin modules (`backprop._plugins`) and validates everything at once, before any
+data is loaded or any backend touched: every problem is collected and `ConfigError` lists them
+all, each naming the key, what was received and what is allowed (and, for an unknown key or
+name, the closest valid one).
 
 To add a key: add a field with `_key(...)` to the section's dataclass; the validator, the
 defaults and the resolved config written to each run directory all follow from it.
@@ -31,15 +34,19 @@ from ._configkinds import (
     FLOAT,
     INT,
     STR,
+    ConfigError,
     Kind,
     _closest,
     _key,
     at_least,
+    deep_copy,
     either,
     fraction,
-    list_of,
     one_of,
+    read_section,
 )
+from ._configmodel import ModelConfig
+from ._plugins import import_plugins
 from ._toml import dump_toml
 
 try:  # Python >= 3.11
@@ -60,15 +67,6 @@ __all__ = [
     "load_config",
     "parse_override",
 ]
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; ``problems`` lists every problem found (one line each)."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source, self.problems = source, list(problems)
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"config {source}: {count}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 # -- sections --------------------------------------------------------------------------------
@@ -104,31 +102,6 @@ class DataConfig:
     standardize: bool = _key(False, BOOL)
     standardize_targets: bool = _key(False, BOOL)
     options: dict = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """The MLP: input and output sizes come from the data; ``hidden_sizes`` are the hidden
-    layers' widths. ``hidden``: one activation or one per hidden layer."""
-
-    hidden_sizes: list = _key([], list_of(INT), at_least(1))
-    hidden: Any = _key("relu", either(STR, list_of(STR)))
-    output: str = _key("identity", STR)
-    loss: str = _key("mse", STR)
-    alpha: float = _key(0.0, FLOAT, at_least(0))
-    dropout: Any = _key(0.0, either(FLOAT, list_of(FLOAT)), fraction())
-
-    def build(self, n_in: int, n_out: int) -> Any:
-        from .model import MLP
-
-        return MLP(
-            [n_in, *self.hidden_sizes, n_out],
-            hidden=self.hidden,
-            output=self.output,
-            loss=self.loss,
-            alpha=self.alpha,
-            dropout=self.dropout,
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,14 +196,17 @@ class Config:
     optimizer: OptimizerConfig
     training: TrainingConfig
     source: str = "<dict>"
+    imports: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (every default filled in) as TOML-ready nested dicts;
-        ``config_from_dict(c.to_dict())`` gives the same config back."""
+        ``config_from_dict(c.to_dict())`` gives the same config back. ``imports`` (only when
+        there are plugins) lists them, .py files by absolute path."""
         return {
+            **({"imports": list(self.imports)} if self.imports else {}),
             "backend": _plain(self.backend),
             "data": _plain(self.data),
-            "model": _plain(self.model),
+            "model": self.model.to_dict(),
             "optimizer": _plain(self.optimizer),
             "training": _plain(self.training),
         }
@@ -264,12 +240,16 @@ SUBTABLES: dict[tuple[str, str], type] = {
 
 
 # -- loading ---------------------------------------------------------------------------------
-def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Config:
+def load_config(
+    path: str | pathlib.Path, overrides: list[str] = (), imports: list[str] = ()
+) -> Config:
     """Read, override and validate a TOML config file.
 
     ``overrides`` are ``"section.key=value"`` strings (the CLI's ``--set``); the value is read as
-    a TOML value (``5``, ``0.1``, ``true``, ``[64, 32]``, ``"relu"``), or as a plain string
-    when it is not one (``--set backend.name=jax``).
+    a TOML value (``5``, ``0.1``, ``true``, ``[64, 32]``, ``"relu"``,
+    ``[{type = "dense", units = 8}]``), or as a plain string when it is not one
+    (``--set backend.name=jax``). ``imports``: plugin modules (the CLI's ``--import``) imported
+    after the file's own ``imports``.
     """
     path = pathlib.Path(path)
     source = str(path)
@@ -282,7 +262,7 @@ def load_config(path: str | pathlib.Path, overrides: list[str] = ()) -> Config:
         raise ConfigError(source, [f"not a UTF-8 text file ({exc})"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return config_from_dict(raw, source=source, overrides=overrides)
+    return config_from_dict(raw, source=source, overrides=overrides, imports=imports)
 
 
 def _shipped() -> list[str]:
@@ -317,7 +297,13 @@ def _apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[s
         for part in parts[:-1]:
             nxt = table.setdefault(part, {})
             if not isinstance(nxt, dict):
-                problems.append(f"--set {text}: {part!r} is a value, not a table")
+                whole = ".".join(parts[: parts.index(part) + 1])
+                problems.append(
+                    f"--set {text}: {part!r} is a value, not a table; set the whole value "
+                    f"instead, e.g. --set '{whole}=[{{type = \"dense\", units = 8}}]'"
+                    if isinstance(nxt, list) and nxt and isinstance(nxt[0], dict)
+                    else f"--set {text}: {part!r} is a value, not a table"
+                )
                 break
             table = nxt
         else:
@@ -325,15 +311,22 @@ def _apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[s
 
 
 def config_from_dict(
-    raw: dict[str, Any], *, source: str = "<dict>", overrides: list[str] = ()
+    raw: dict[str, Any],
+    *,
+    source: str = "<dict>",
+    overrides: list[str] = (),
+    imports: list[str] = (),
 ) -> Config:
     """Validate a parsed config (nested dicts as ``tomllib`` returns) and build a `Config`.
 
-    Raises `ConfigError` listing every problem.
+    First imports the plugin modules in ``raw["imports"]``, then those in ``imports`` (the
+    CLI's ``--import``), so what they register is known to the checks. Raises `ConfigError`
+    listing every problem (`backprop._plugins.PluginError`, one line, for a failed import).
     """
-    raw = _deep_copy(raw)
+    raw = deep_copy(raw)
     problems: list[str] = []
     _apply_overrides(raw, list(overrides), problems)
+    plugins = _plugins(raw.pop("imports", []), list(imports), source, problems)
     for name in raw:
         if name not in SECTIONS:
             problems.append(
@@ -350,72 +343,23 @@ def config_from_dict(
         if not isinstance(table, dict):
             problems.append(f"{name}: expected a [{name}] table, received {table!r}")
             table = {}
-        sections[name] = _section(name, cls, table, problems)
+        sections[name] = read_section(name, cls, table, problems, SUBTABLES)
         if len(problems) == before:
             clean.add(name)
     cross_checks(raw, sections, clean, problems)
     if problems:
         raise ConfigError(source, problems)
-    return Config(**sections, source=source)
+    return Config(**sections, source=source, imports=tuple(plugins))
 
 
-def _deep_copy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {k: _deep_copy(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_deep_copy(v) for v in raw]
-    return raw
-
-
-def _section(where: str, cls: type, table: dict[str, Any], problems: list[str]) -> Any:
-    """Check ``table`` against the dataclass ``cls``; unknown keys go to ``options`` when the
-    section has them (they are checked later, against the named component)."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "options"}
-    has_options = any(f.name == "options" for f in dataclasses.fields(cls))
-    values: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    label = ".".join(where.split("."))
-    for key, value in table.items():
-        sub = SUBTABLES.get((where, key))
-        if sub is not None:
-            if not isinstance(value, dict):
-                problems.append(
-                    f"[{label}] {key}: expected a [{label}.{key}] table, received {value!r}"
-                )
-                continue
-            values[key] = _section(f"{where}.{key}", sub, value, problems)
-        elif key in fields:
-            values[key] = _value(f"[{label}] {key}", fields[key], value, problems)
-        elif has_options:
-            options[key] = value
-        else:
-            valid = [*fields]
-            problems.append(
-                f"[{label}] {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
-            )
-    for name, f in fields.items():
-        if (
-            name not in values
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        ):
-            problems.append(f"[{label}] {name}: required key is missing")
-    if has_options:
-        values["options"] = options
-    try:
-        return cls(**values)
-    except TypeError:  # a missing required key, already reported
-        return None
-
-
-def _value(where: str, f: dataclasses.Field, value: Any, problems: list[str]) -> Any:
-    kind: Kind = f.metadata["kind"]
-    if not kind.test(value):
-        problems.append(f"{where}: expected {kind.described}, received {value!r}")
-        return value
-    value = kind.convert(value)
-    check = f.metadata["check"]
-    allowed = check(value) if check is not None else None
-    if allowed is not None:
-        problems.append(f"{where}: expected {allowed}, received {value!r}")
-    return value
+def _plugins(listed: Any, extra: list[str], source: str, problems: list[str]) -> list[str]:
+    """Import the config's ``imports`` and the ``--import`` modules (raises `PluginError`)."""
+    if not (isinstance(listed, list) and all(isinstance(m, str) for m in listed)):
+        problems.append(
+            f"imports: expected a list of module names or .py paths, e.g. imports = "
+            f'["mypackage.layers", "plugins/cube.py"], received {listed!r}; put it at the top '
+            "of the file, before the first [section]"
+        )
+        listed = []
+    names = import_plugins(listed, f"imports in {source}", source)
+    return [*names, *(n for n in import_plugins(extra, "--import", source) if n not in names)]

@@ -45,8 +45,9 @@ _PARAMETERS = """
         Units of each hidden layer.
     activation : str or list of str, default="relu"
         Hidden activation: scikit-learn's "identity", "logistic", "tanh", "relu", or one of
-        backprop's ("sigmoid" = "logistic", "leaky_relu", "elu", "softplus", "gelu"); or a list
-        with one name per hidden layer.
+        backprop's ("sigmoid" = "logistic", "leaky_relu", "elu", "softplus", "gelu", or any
+        registered with ``@backprop.activations.register``, also after this module is
+        imported); or a list with one name per hidden layer.
     solver : {"adam", "sgd", "adamw", "rmsprop"}, default="adam"
         "adam" is scikit-learn's form of Adam (``Adam(epsilon_on="v")``); "sgd" with
         ``momentum`` and ``nesterovs_momentum`` in scikit-learn's velocity form. Ours: "adamw"

@@ -31,7 +31,16 @@ def main(argv: list[str]) -> None:
 
     def train(devices):
         be = backends.get_backend("jax", "cpu", devices=devices)
-        model = bp.MLP([8, 16, 3], hidden="tanh", output="softmax", loss="cross_entropy")
+        L = bp.layers  # a composed network: any Sequential takes the sharded path
+        model = bp.Sequential(
+            [
+                L.Dense(16, "tanh"),
+                L.Residual([L.LayerNorm(), L.Dense(16, "relu")]),
+                L.Dense(3, "softmax"),
+            ],
+            loss="cross_entropy",
+            input_shape=(8,),
+        )
         result = bp.fit(
             model,
             X,
@@ -57,7 +66,7 @@ def main(argv: list[str]) -> None:
         device_name=be.device_name,
         n_devices=be.n_devices,
         replicated=all(
-            v.sharding.is_fully_replicated for layer in sharded.params for v in layer.values()
+            v.sharding.is_fully_replicated for v in bp.tree_leaves(sharded.params)
         ),
         batch_spec=str(rows.sharding.spec),
         batch_shard_rows=sorted({s.data.shape[0] for s in rows.addressable_shards}),

@@ -14,9 +14,37 @@ import backends
 from backprop import activations, cli
 from backprop.checkpoint import load_checkpoint
 from backprop.config import tomllib
+from backprop.layers import LAYERS
 
 ROOT = pathlib.Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"
+PLUGIN = pathlib.Path(__file__).parent / "plugins" / "cube_activation.py"
+CUBE_CONFIG = """\
+[data]
+name = "xor"
+test_fraction = 0.0
+
+[model]
+loss = "mse"
+
+[[model.layers]]
+type = "dense"
+units = 4
+activation = {name = "cube", scale = 0.5}
+
+[[model.layers]]
+type = "scale"
+factor = 0.5
+
+[[model.layers]]
+type = "dense"
+units = 1
+activation = "sigmoid"
+
+[training]
+epochs = 3
+batch_size = 4
+"""
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -112,6 +140,81 @@ def test_full_digits_run_reaches_97_percent(capsys):
     assert code == 0, err
     accuracy = float(out.split("test: loss ")[1].split("accuracy ")[1].split("%")[0])
     assert accuracy >= 97.0
+
+
+# -- plugins and layer tables --------------------------------------------------------------------
+def _forget_plugin() -> None:
+    """As in a new process: the plugin's registrations and module gone."""
+    activations.ACTIVATIONS._items.pop("cube", None)
+    LAYERS._items.pop("scale", None)
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) and pathlib.Path(module.__file__) == PLUGIN:
+            del sys.modules[name]
+
+
+@pytest.fixture
+def cube_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # --import tests/plugins/cube_activation.py, relative to here
+    path = tmp_path / "cube.toml"
+    path.write_text(CUBE_CONFIG)
+    yield path
+    _forget_plugin()
+
+
+def test_train_gradcheck_and_evaluate_with_a_plugin_module(capsys, tmp_path, cube_config):
+    plugin = "tests/plugins/cube_activation.py"
+    code, _, err = run_cli(capsys, "train", cube_config, "--no-save")
+    assert code == 2 and "unknown activation 'cube'" in err and "Traceback" not in err
+    run = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys, "train", cube_config, "--import", plugin, "--run-dir", run, "--quiet"
+    )
+    assert code == 0, err
+    resolved = tomllib.loads((run / "config.toml").read_text())
+    assert resolved["imports"] == [str(PLUGIN.resolve())]  # absolute: evaluate from anywhere
+    assert resolved["model"]["layers"][0]["activation"] == {"name": "cube", "scale": 0.5}
+    spec = load_checkpoint(run / "model.npz").meta["model"]
+    assert [layer["type"] for layer in spec["layers"]] == ["dense", "scale", "dense"]
+    code, out, err = run_cli(capsys, "gradcheck", cube_config, "--import", plugin)
+    assert code == 0, out + err
+    assert out.count(" -> ") == 2  # the two dense layers; scale has no parameters
+    _forget_plugin()
+    code, out, err = run_cli(capsys, "evaluate", run)  # imports the run's plugin again
+    assert code == 0, err
+    assert "evaluated on xor, all 4 rows" in out and "accuracy" in out
+
+
+@pytest.mark.parametrize("command", ["train", "gradcheck", "evaluate"])
+def test_a_plugin_that_fails_to_import_exits_2_with_one_line(capsys, tmp_path, command):
+    target = tmp_path if command == "evaluate" else CONFIGS / "xor.toml"
+    code, _, err = run_cli(capsys, command, target, "--import", "no_such_plugin_module")
+    assert code == 2
+    assert err.startswith(
+        "error: cannot import plugin module 'no_such_plugin_module' (--import): "
+        "ModuleNotFoundError: No module named 'no_such_plugin_module'; expected a module"
+    )
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_layer_tables_that_do_not_fit_the_data_exit_2(capsys, tmp_path):
+    path = tmp_path / "wide.toml"
+    path.write_text(
+        '[data]\nname = "xor"\n\n[[model.layers]]\ntype = "dense"\nunits = 3\n'
+        'activation = "sigmoid"\n'
+    )
+    code, _, err = run_cli(capsys, "train", path, "--no-save")
+    assert code == 2 and "Traceback" not in err
+    assert "outputs 3 values per example, but the data has 1 output" in err
+    assert "set units = 1 in layers[0]" in err
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        CONFIGS / "xor.toml",
+        "--no-save",
+        "--set",
+        "model.layers=[{type='dense', units=1}]",
+    )
+    assert code == 2 and "[model] layers and hidden_sizes, hidden, output: " in err
 
 
 # -- evaluate ------------------------------------------------------------------------------------

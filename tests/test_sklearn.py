@@ -302,6 +302,33 @@ def test_bad_parameters_fail_at_fit_with_the_allowed_values(params, error, match
         MLPClassifier(**{**SMALL, **params}).fit(X, Y)
 
 
+def test_an_activation_registered_after_import_is_accepted():
+    from backprop import activations
+
+    @activations.register("test_softsign")
+    class Softsign(activations.Activation):
+        """a = z / (1 + |z|); f' = (1 - |a|)**2, from the output."""
+
+        def forward(self, xp, z):
+            return z / (1.0 + xp.abs(z))
+
+        def derivative(self, xp, z, a):
+            return (1.0 - xp.abs(a)) ** 2
+
+    try:
+        est = MLPClassifier(**SMALL, activation="test_softsign").fit(X, Y)
+        assert est.predict(X).shape == (len(X),)
+        MLPClassifier(
+            **{**SMALL, "hidden_layer_sizes": (4, 4)}, activation=["relu", "test_softsign"]
+        ).fit(X, Y)
+        with pytest.raises(InvalidParameterError, match="'test_softsign'"):
+            MLPClassifier(**SMALL, activation="test_softsig").fit(X, Y)  # listed among the allowed
+    finally:
+        activations.ACTIVATIONS._items.pop("test_softsign")
+    with pytest.raises(InvalidParameterError, match="'activation' parameter"):
+        MLPClassifier(**SMALL, activation="test_softsign").fit(X, Y)
+
+
 def test_wrong_feature_count_and_unfitted():
     est = MLPRegressor(**SMALL)
     with pytest.raises(Exception, match="not fitted yet"):
