@@ -18,6 +18,8 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from .tree import tree_leaves
+
 __all__ = ["flow_columns", "gradient_flow"]
 
 
@@ -30,7 +32,7 @@ def flow_columns(model: Any) -> list[str]:
     """The keys `gradient_flow` returns for ``model``, in order."""
     names = []
     for i, (layer, shapes) in enumerate(zip(model.layers, model.param_shapes(), strict=True)):
-        if shapes:
+        if any(True for _ in tree_leaves(shapes)):
             names += [f"delta_norm_{i}", f"grad_norm_{i}"]
         if _saturates(layer):
             names.append(f"saturation_{i}")
@@ -57,7 +59,7 @@ def gradient_flow(model: Any, params: Any, X: Any, Y: Any) -> dict[str, Any]:
     for i, (layer, delta, grad, cache) in enumerate(
         zip(model.layers, deltas, grads, caches, strict=True)
     ):
-        if grad:
+        if any(True for _ in tree_leaves(grad)):
             out[f"delta_norm_{i}"] = xp.sqrt(xp.sum(delta * delta))
             weights = layer.weight_arrays(grad)
             out[f"grad_norm_{i}"] = xp.sqrt(sum(xp.sum(g * g) for g in weights))

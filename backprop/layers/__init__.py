@@ -12,16 +12,27 @@ gradient checks pick it up from the registry.
 
 from ._base import LAYERS, ActivationCache, Layer, Train, build_layer, register, sum_to
 from .activation import Activation
+from .conv1d import Conv1D
 from .dense import Dense
 from .dropout import Dropout
+from .embedding import EmbeddingBag
+from .layernorm import LayerNorm
+from .reshape import Flatten, GlobalAveragePool1D
+from .residual import Residual
 
 __all__ = [
     "LAYERS",
     "Activation",
     "ActivationCache",
+    "Conv1D",
     "Dense",
     "Dropout",
+    "EmbeddingBag",
+    "Flatten",
+    "GlobalAveragePool1D",
     "Layer",
+    "LayerNorm",
+    "Residual",
     "Train",
     "build_layer",
     "register",

@@ -4,9 +4,12 @@ A layer is a frozen dataclass whose fields are its hyperparameters, registered u
 (``@register("dense")``). It never holds arrays: parameters live in a dict the model passes in,
 so the math stays pure and ``jax.jit`` can trace it. Shapes exclude the batch axis
 (``input_shape=(64,)``); arrays carry it, and any leading axes before it: ``x`` is
-``(..., N, *input_shape)``. A stack of K models puts K on a leading axis of both ``x`` and the
-parameters, and ``matmul`` broadcasts over it; parameters without that axis are shared, and
-their gradients are summed over it (`sum_to`).
+``(..., N, *input_shape)``: every shipped layer takes extra leading axes on ``x`` with the
+parameters shared across them (their gradients are summed over those axes by `sum_to`), which
+the test suite checks with a leading axis of 2. Stacking the *parameters* of K models on a
+leading axis as well (an ensemble in one program) needs parameter shapes that broadcast
+against ``(K, N, ...)`` (a bias of (K, 1, units), not (K, units)); that is the ensembles
+issue's to define.
 
 The methods (see docs/layers.md for a worked example):
 

@@ -41,7 +41,7 @@ class Activation(Layer):
         return a, ActivationCache(x=x, z=x, a=a)
 
     def backward(self, xp, params, cache, dy, *, need_dx=True):
-        return {}, self.activation.vjp(xp, cache.z, cache.a, dy)
+        return {}, self.activation.vjp(xp, cache.z, cache.a, dy) if need_dx else None
 
     def backward_z(self, xp, params, cache, dz, *, need_dx=True):
         """From ``dz = dJ/dx`` (this layer's input is the pre-activation) nothing is left to do."""

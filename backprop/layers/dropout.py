@@ -49,4 +49,6 @@ class Dropout(Layer):
         return x * mask, mask
 
     def backward(self, xp, params, cache, dy, *, need_dx=True):
+        if not need_dx:
+            return {}, None
         return {}, dy if cache is None else dy * cache
