@@ -14,6 +14,7 @@ from typing import Any
 
 from .diagnostics import flow_columns, gradient_flow
 from .evaluation import evaluate_arrays
+from .metrics import get_metric
 from .sequential import Sequential, first_leaf
 from .training import _compiled
 from .tree import tree_leaves
@@ -60,9 +61,13 @@ def make_epoch_end(
         tail = xp.stack([*out.values(), xp.astype(finite, dtype)])
         return xp.concat([*_vectors(xp, losses), tail])
 
-    kind = f"epoch_end {metric} {threshold} {settings['train_metrics']} {validation} " + str(
-        settings["diagnostics"]
-    )
+    # The metric function itself, not only its name: a metric registered again under the same
+    # name (a re-run notebook cell) must not reuse the compiled read-out of the old one.
+    fn = get_metric(metric) if metric is not None else None
+    kind = (
+        "epoch_end", metric, fn, threshold, settings["train_metrics"], validation,
+        settings["diagnostics"],
+    )  # fmt: skip
     return names, _compiled(kind, model, None, backend, lambda: backend.compile(epoch_end))
 
 

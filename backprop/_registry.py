@@ -109,6 +109,6 @@ class Registry(Generic[T]):
 
 
 def _identity(obj: Any) -> str:
-    """``module.QualifiedName`` of a class (or of an instance's class)."""
-    cls = obj if isinstance(obj, type) else type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
+    """``module.QualifiedName`` of a class or function (or of an instance's class)."""
+    target = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{target.__module__}.{target.__qualname__}"

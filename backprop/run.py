@@ -74,7 +74,7 @@ class Run:
             "backend": self.backend.name,
             "history": self.history.to_dict(),
             "callbacks": [
-                {"type": type(cb).__name__, "state": cb.state_dict()} for cb in self.callbacks
+                {"type": _qualified(cb), "state": cb.state_dict()} for cb in self.callbacks
             ],
             "config": self.settings.get("config"),
         }
@@ -89,10 +89,10 @@ class Run:
         check_spec(meta["schedule"], self.schedule.spec(), "schedule", path)
         check_spec(meta["fit"], {k: self.settings[k] for k in RESUME_KEYS}, "fit setting", path)
         saved = [c["type"] for c in meta["callbacks"]]
-        if saved != [type(cb).__name__ for cb in self.callbacks]:
+        if not _same_callbacks(saved, self.callbacks):
             raise CheckpointError(
                 f"checkpoint {path} was saved with callbacks {saved} but this run has "
-                f"{[type(cb).__name__ for cb in self.callbacks]}; resume with the same callbacks"
+                f"{[_qualified(cb) for cb in self.callbacks]}; resume with the same callbacks"
             )
         self.params, self.opt_state = ckpt.trees["params"], ckpt.trees["opt_state"]
         for i, (cb, saved_cb) in enumerate(zip(self.callbacks, meta["callbacks"], strict=True)):
@@ -107,3 +107,20 @@ class Run:
         self.history = History.from_dict(meta["history"])
         if meta.get("stop_reason"):  # the run had stopped (early stopping, schedule): stay stopped
             self.stop_training, self.stop_reason = True, meta["stop_reason"]
+
+
+def _qualified(cb: Any) -> str:
+    """``module.QualifiedName`` of a callback's class: two classes that share a bare name (a
+    user's ``ModelCheckpoint`` and ours) are different callbacks."""
+    return f"{type(cb).__module__}.{type(cb).__qualname__}"
+
+
+def _same_callbacks(saved: list[str], callbacks: Sequence[Callback]) -> bool:
+    """Saved names against this run's callbacks; a bare name (a checkpoint written before
+    qualified names were stored) is compared with the class's bare name."""
+    if len(saved) != len(callbacks):
+        return False
+    return all(
+        s == (_qualified(cb) if "." in s else type(cb).__name__)
+        for s, cb in zip(saved, callbacks, strict=True)
+    )

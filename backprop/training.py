@@ -35,7 +35,7 @@ _COMPILED_MAX = 32  # compiled functions kept (least recently used dropped first
 
 
 def _compiled(
-    kind: str, model: Sequential, optimizer: Optimizer | None, be: Any, build: Callable
+    kind: Any, model: Sequential, optimizer: Optimizer | None, be: Any, build: Callable
 ) -> Callable:
     """``build()`` compiled once per (kind, model, optimizer, backend) on compiling backends.
 

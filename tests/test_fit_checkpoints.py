@@ -401,9 +401,15 @@ MISMATCHES = {
         {"validation_split": 0.25},
         r"validation_split=0\.0 but this fit setting has validation_split=0\.25",
     ),
+    "callbacks-same-bare-name": (  # a user's class named like ours is another callback
+        {"swap_saver": True},
+        r"saved with callbacks \['backprop\.callbacks\.ModelCheckpoint'\] but this run has "
+        r"\['test_fit_checkpoints\.ModelCheckpoint'\]",
+    ),
     "callbacks": (
         {"extra_callbacks": [bp.EarlyStopping(monitor="loss")]},
-        r"callbacks \['ModelCheckpoint'\] but this run has \['ModelCheckpoint', 'EarlyStopping'\]",
+        r"callbacks \['backprop\.callbacks\.ModelCheckpoint'\] but this run has "
+        r"\['backprop\.callbacks\.ModelCheckpoint', 'backprop\.callbacks\.EarlyStopping'\]",
     ),
 }
 
@@ -414,12 +420,19 @@ def test_resume_refuses_a_different_run(saved_run, overrides, match, tmp_path):
     shutil.copyfile(saved_run, path)
     before = path.read_bytes()
     overrides = dict(overrides)
-    overrides["callbacks"] = [_saver(tmp_path), *overrides.pop("extra_callbacks", [])]
+    saver = _saver(tmp_path)
+    if overrides.pop("swap_saver", False):
+        saver = ModelCheckpoint(tmp_path, every=1, monitor="loss")
+    overrides["callbacks"] = [saver, *overrides.pop("extra_callbacks", [])]
     with pytest.raises(bp.CheckpointError, match=match) as info:
         _fit(backend_or_skip("numpy"), "float32", PLAIN, epochs=4, resume=path, **overrides)
     assert str(path) in str(info.value)
     assert path.read_bytes() == before  # the failed resume wrote nothing
     assert _files(tmp_path) == {"last.npz"}
+
+
+class ModelCheckpoint(bp.ModelCheckpoint):
+    """A user's callback that happens to share our class's bare name."""
 
 
 def _truncate(data: bytes) -> bytes:
