@@ -300,13 +300,14 @@ class Sequential:
                     f"(layer {i}: {self.layers[i]!r}); pass the params model.init gives"
                 )
 
-    def _check_x(self, X: Any, params: Params) -> Any:
-        """Check params and X; return the shared array namespace."""
+    def _check_x(self, X: Any, params: Params, ref: Any = None) -> Any:
+        """Check params and X; return the shared array namespace. ``ref``: the first parameter
+        array, when the caller has it."""
         self._check_params(params)
         _check_shape(
             "X", X, self.input_shape, "n_in" if len(self.input_shape) == 1 else "input_shape"
         )
-        ref = first_leaf(params)
+        ref = first_leaf(params) if ref is None else ref
         try:
             xp = array_namespace(X, ref) if ref is not None else array_namespace(X)
         except TypeError:
@@ -332,7 +333,8 @@ class Sequential:
         return xp
 
     def _check_xy(self, X: Any, Y: Any, params: Params) -> Any:
-        xp = self._check_x(X, params)
+        ref = first_leaf(params)
+        xp = self._check_x(X, params, ref)
         _check_shape(
             "Y", Y, self.output_shape, "n_out" if len(self.output_shape) == 1 else "output shape"
         )
@@ -340,7 +342,6 @@ class Sequential:
         nx, ny = X.shape[-1 - len(self.input_shape)], Y.shape[-1 - len(self.output_shape)]
         if nx != ny:
             raise ValueError(f"X has {nx} rows but Y has {ny}; they must have the same rows")
-        ref = first_leaf(params)
         want = ref.dtype if ref is not None else X.dtype
         if Y.dtype != want:
             raise TypeError(f"Y has dtype {Y.dtype} but X has {want}; they must match")
@@ -385,7 +386,7 @@ def _check_input_shape(shape: Any) -> tuple[int, ...]:
 
 def _shapes(tree: Any) -> Any:
     if isinstance(tree, dict):
-        return {k: _shapes(v) for k, v in tree.items()}
+        return {k: v.shape if hasattr(v, "shape") else _shapes(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return [_shapes(v) for v in tree]
     shape = getattr(tree, "shape", None)
@@ -424,4 +425,8 @@ def _check_float(xp: Any, name: str, arr: Any) -> None:
 
 def first_leaf(params: Any) -> Any:
     """The first parameter array (its dtype and backend are the model's), or None."""
+    if isinstance(params, list) and params and isinstance(params[0], dict):
+        for v in params[0].values():  # fast path: the first layer holds arrays (every step)
+            if hasattr(v, "shape"):
+                return v
     return next(iter(tree_leaves(params)), None)

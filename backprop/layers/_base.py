@@ -183,6 +183,8 @@ class Activated(Layer):
 def sum_to(xp: Any, g: Any, shape: Sequence[int]) -> Any:
     """Sum ``g`` over its extra leading axes (and axes where ``shape`` has 1) so it has
     ``shape``: the gradient of a parameter that was broadcast over a stack of models."""
+    if g.shape == shape:  # the common case: nothing was broadcast
+        return g
     extra = g.ndim - len(shape)
     if extra > 0:
         g = xp.sum(g, axis=tuple(range(extra)))
