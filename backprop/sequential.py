@@ -402,7 +402,7 @@ def _describe(shapes: Any) -> str:
         )
     if isinstance(shapes, list):
         return "[" + "; ".join(_describe(v) for v in shapes) + "]"
-    return str(shapes)
+    return str(tuple(shapes)) if isinstance(shapes, tuple) else str(shapes)
 
 
 def _check_shape(name: str, arr: Any, shape: tuple[int, ...], what: str) -> None:
