@@ -23,6 +23,7 @@ import sys
 from itertools import pairwise
 from pathlib import Path
 
+import doc_pointers as dp
 import numpy as np
 import pytest
 from array_api_compat import array_namespace
@@ -32,7 +33,11 @@ import backprop as bp
 from backprop import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "docs" / "math.md", ROOT / "docs" / "worked_example.md"]
+PAGES = [
+    ROOT / "docs" / "math.md",
+    ROOT / "docs" / "worked_example.md",
+    ROOT / "docs" / "layers.md",
+]
 
 
 def _load_script():
@@ -246,127 +251,46 @@ def test_script_refuses_a_config_it_does_not_describe(tmp_path):
 
 
 # -- code references -----------------------------------------------------------------------------
-_REF = re.compile(r"`(backprop/[\w/]+\.py): ([A-Za-z_][\w.]*)`")
-_REF_TEXT = re.compile(r"backprop/[\w/]+\.py: [A-Za-z_][\w.]*")
-_PATH = re.compile(r"`((?:backprop|backends|tests|docs|configs)/[\w/]+\.(?:py|md|toml))`")
-_FENCE = re.compile(r"^```.*?^```$", flags=re.S | re.M)
-_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", flags=re.S)
-# What joins a reference and the code line quoted from it: after it ", " / " (" / " returns ",
-# before it " in ".
-_QUOTED_AFTER = re.compile(r",\s+|\s+\(|\s+returns\s+")
-_QUOTED_BEFORE = re.compile(r"\s+in\s+")
-
-
-def _references(pattern: re.Pattern) -> list[tuple[str, ...]]:
-    return sorted(
-        {(page.name, *m.groups()) for page in PAGES for m in pattern.finditer(page.read_text())}
-    )
-
-
-def _spans(page: Path) -> tuple[list[tuple[int, int, str]], str]:
-    """The page's inline code spans outside fenced blocks, ``(start, end, content)``, and the
-    text they index (fenced blocks replaced by a line of their own)."""
-    text = _FENCE.sub(lambda m: "\n" + "#" * 3 + "\n", page.read_text(encoding="utf-8"))
-    return [(m.start(), m.end(), m.group(2).strip()) for m in _SPAN.finditer(text)], text
-
-
-def _quotes(page: Path) -> list[tuple[str, str, str]]:
-    """``(path, name, code)`` for every code line the page quotes next to a reference."""
-    spans, text = _spans(page)
-    found = []
-    for (_, e0, c0), (s1, _, c1) in pairwise(spans):
-        between = text[e0:s1]
-        ref0, ref1 = _REF_TEXT.fullmatch(c0), _REF_TEXT.fullmatch(c1)
-        if ref0 and not _PATH.fullmatch(f"`{c1}`") and not c1.startswith("backprop/"):
-            if _QUOTED_AFTER.fullmatch(between):
-                found.append((*c0.split(": "), c1))
-        if ref1 and not c0.startswith("backprop/") and _QUOTED_BEFORE.fullmatch(between):
-            found.append((*c1.split(": "), c0))
-    return found
-
-
 def _quote_cases() -> list:
     return [
         pytest.param(page.name, path, name, code, id=f"{page.name}-{name}-{i}")
         for page in PAGES
-        for i, (path, name, code) in enumerate(_quotes(page))
-    ]
-
-
-def _defined_names(body: list[ast.stmt]) -> dict[str, ast.stmt]:
-    """Classes, functions and assigned names of a module or class body -> their nodes."""
-    names: dict[str, ast.stmt] = {}
-    for node in body:
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            names[node.name] = node
-        elif isinstance(node, ast.Assign):
-            names.update({t.id: node for t in node.targets if isinstance(t, ast.Name)})
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names[node.target.id] = node
-    return names
-
-
-def _definition(page: str, path: str, name: str) -> tuple[ast.stmt, str]:
-    """The node of ``name`` ("A.b": b written in A's body) in ``path``, and the file's text."""
-    file = ROOT / path
-    assert file.is_file(), f"docs/{page} points at {path}, which does not exist"
-    source = file.read_text(encoding="utf-8")
-    body: list[ast.stmt] = ast.parse(source).body
-    node = None
-    for part in name.split("."):
-        names = _defined_names(body)
-        assert part in names, f"docs/{page}: {path} defines no {name} (no {part!r})"
-        node = names[part]
-        body = getattr(node, "body", [])
-    return node, source
-
-
-def _code_lines(node: ast.stmt, source: str) -> list[str]:
-    """The definition's source lines without its docstring, whitespace collapsed."""
-    body = getattr(node, "body", [])
-    doc = range(0)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        doc = range(body[0].lineno, body[0].end_lineno + 1)
-    lines = source.splitlines()
-    return [
-        " ".join(lines[i - 1].split())
-        for i in range(node.lineno, node.end_lineno + 1)
-        if i not in doc
+        for i, (path, name, code) in enumerate(dp.quotes(page))
     ]
 
 
 @pytest.mark.parametrize("page", [p.name for p in PAGES])
 def test_pages_point_at_code(page):
-    refs = [r for r in _references(_REF) if r[0] == page]
+    refs = [r for r in dp.references(PAGES, dp.REF) if r[0] == page]
     assert len(refs) >= 10, f"docs/{page} names only {len(refs)} `backprop/...: Name` functions"
-    quotes = _quotes(ROOT / "docs" / page)
+    quotes = dp.quotes(ROOT / "docs" / page)
     assert len(quotes) >= 10, f"docs/{page} quotes only {len(quotes)} lines next to references"
 
 
 @pytest.mark.parametrize("page", [p.name for p in PAGES])
 def test_every_reference_is_well_formed(page):
     """A reference broken over two lines, or misspelt, would escape the checks below."""
-    spans, _ = _spans(ROOT / "docs" / page)
+    spans, _ = dp.spans(ROOT / "docs" / page)
     bad = [
-        c for _, _, c in spans if re.match(r"backprop/\S*\.py:", c) and not _REF_TEXT.fullmatch(c)
+        c for _, _, c in spans if re.match(r"backprop/\S*\.py:", c) and not dp.REF_TEXT.fullmatch(c)
     ]
     assert not bad, f"docs/{page}: malformed references {bad} (want `backprop/x.py: Name`)"
 
 
-@pytest.mark.parametrize(("page", "path", "name"), _references(_REF))
+@pytest.mark.parametrize(("page", "path", "name"), dp.references(PAGES, dp.REF))
 def test_code_reference_resolves(page, path, name):
-    _definition(page, path, name)
+    dp.definition(page, path, name)
 
 
 @pytest.mark.parametrize(("page", "path", "name", "code"), _quote_cases())
 def test_quoted_code_is_in_the_named_definition(page, path, name, code):
-    lines = _code_lines(*_definition(page, path, name))
+    lines = dp.code_lines(*dp.definition(page, path, name))
     code = " ".join(code.split())
     assert any(code in line for line in lines), (
         f"docs/{page} quotes `{code}` from {path}: {name}, whose code has no such line"
     )
 
 
-@pytest.mark.parametrize(("page", "path"), _references(_PATH))
+@pytest.mark.parametrize(("page", "path"), dp.references(PAGES, dp.PATH))
 def test_file_reference_exists(page, path):
     assert (ROOT / path).is_file(), f"docs/{page} mentions {path}, which does not exist"
