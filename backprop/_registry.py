@@ -55,8 +55,8 @@ class Registry(Generic[T]):
         """Class decorator: register the class itself under ``name`` (and set its ``name``)."""
 
         def add(cls: type) -> type:
+            self.register(name)(cls)  # raises on a conflict before the class is renamed
             cls.name = name
-            self.register(name)(cls)
             return cls
 
         return add

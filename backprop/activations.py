@@ -100,10 +100,23 @@ class Activation(Component):
 
 
 def _short_spec(obj: Component) -> Any:
+    """The name alone when every hyperparameter has its default; else the name and each
+    hyperparameter that differs or has no default."""
     full = Component.spec(obj)
-    default = type(obj)()
-    changed = {k: v for k, v in obj.hyperparameters().items() if v != getattr(default, k)}
+    defaults = {}
+    for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = _plain_default(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = _plain_default(f.default_factory())
+    hyper = obj.hyperparameters()
+    changed = {k: v for k, v in hyper.items() if k not in defaults or v != defaults[k]}
     return {"name": obj.name, **changed} if changed else full["name"]
+
+
+def _plain_default(value: Any) -> Any:
+    """A field default in spec form (a component default as its spec)."""
+    return value.spec() if isinstance(value, Component) else value
 
 
 SATURATION = 0.1  # f' below 10% of its peak: sigmoid outside (0.026, 0.974), |tanh| > 0.949

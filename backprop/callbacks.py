@@ -188,6 +188,11 @@ class ModelCheckpoint(_Monitor):
         self.directory, self.every, self.keep_best = pathlib.Path(directory), every, keep_best
         self._improved_now = False
 
+    def on_train_begin(self, run: Any) -> None:
+        """A model that cannot be saved (an unregistered component) fails here, before any
+        training, not at the first checkpoint write."""
+        run.model.check_saveable()
+
     @property
     def last_path(self) -> pathlib.Path:
         return self.directory / "last.npz"

@@ -149,9 +149,7 @@ def prepare_xy(
     return x, y
 
 
-def _check_inputs(
-    X: Any, shape: tuple[int, ...], kind: str, vocab_size: int | None
-) -> np.ndarray:
+def _check_inputs(X: Any, shape: tuple[int, ...], kind: str, vocab_size: int | None) -> np.ndarray:
     """Inputs of any per-example ``shape``: numeric, finite; token ids: integers in
     [-1, vocab_size)."""
     try:

@@ -96,3 +96,30 @@ def network_grads(params, X, Y, hidden, output, loss, alpha=0.0):
     ps = [{k: jnp.asarray(v) for k, v in p.items()} for p in params]
     value, grads = jax.value_and_grad(objective)(ps)
     return float(value), [{k: np.asarray(v) for k, v in g.items()} for g in grads]
+
+
+def jax_with_autodiff(hand, objective):
+    """``jax.jit`` of ``(tree, *args) -> (hand(xp, tree, *args), (J, dJ/dtree))``, float64.
+
+    ``hand`` is the code under test (a hand-derived backward), ``objective(xp, tree, *args)``
+    the scalar J written with the same code's forward; both run on jax.numpy (``xp``) and are
+    compiled together, one XLA compile for the code under test on the jax backend and for the
+    jax.grad reference every other backend is compared with. This checks a backward against
+    autodiff of the very function it claims to differentiate (the oracle for components the
+    tables above do not know). Pass arrays moved with the jax backend (which turns on x64).
+    """
+    jax = _jax()
+    import backends
+
+    xp = backends.get_backend("jax").xp
+
+    def program(tree, *args):
+        reference = jax.value_and_grad(lambda t: objective(xp, t, *args))(tree)
+        return hand(xp, tree, *args), reference
+
+    # Little LLVM optimisation: these run a few times each, and compiling dominates the checks'
+    # time (IEEE arithmetic either way, only the generated code's speed changes).
+    try:
+        return jax.jit(program, compiler_options={"xla_backend_optimization_level": 0})
+    except TypeError:  # a jax without compiler_options
+        return jax.jit(program)
