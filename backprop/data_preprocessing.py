@@ -1,7 +1,8 @@
 """Features fitted on the training rows, applied the same way to every later row: z-score
-scaling (`Standardizer`) and bag-of-words text vectors (`BagOfWords`).
+scaling (`Standardizer`), and text as bag-of-words vectors or token ids (`BagOfWords`).
 
-Host-only module: NumPy on the CPU, before data is moved to a backend. float64 throughout.
+Host-only module: NumPy on the CPU, before data is moved to a backend. float64 throughout, except
+token ids (int64).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ class Standardizer:
     """z-score scaling: ``(X - mean) / scale`` per column, with ``scale`` the standard deviation
     (``ddof=0``) of the rows given to `fit`.
 
+    Sequences ``(N, ..., C)`` (e.g. signals (N, length, channels)) are scaled per channel, the
+    last axis: one mean and scale per channel, over every row and position, so a signal keeps
+    its shape over time and a model sees the same scaling at every position.
+
     A column whose standard deviation is zero (or within rounding of zero: at most
     ``10 * eps * max(1, |mean|)``) gets ``scale = 1.0``, so constant columns become 0, not NaN.
     Fit on the training rows only, then transform the validation and test rows with the same
@@ -37,17 +42,19 @@ class Standardizer:
 
     def fit(self, X: Any) -> Standardizer:
         x = _matrix("Standardizer.fit", X)
+        x = x.reshape(-1, x.shape[-1])  # (N, ..., C) -> (N * ..., C): per channel
         mean, std = x.mean(axis=0), x.std(axis=0)
         tiny = 10.0 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))
         self.mean, self.scale = mean, np.where(std > tiny, std, 1.0)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        """(N, d) -> (N, d) float64 ``(X - mean) / scale``."""
+        """(N, d) -> (N, d) float64 ``(X - mean) / scale``; (N, ..., C) per channel."""
         return (self._columns("transform", X) - self.mean) / self.scale
 
     def inverse_transform(self, X: Any) -> np.ndarray:
-        """(N, d) -> (N, d) float64 ``X * scale + mean``: back to the original units."""
+        """(N, d) -> (N, d) float64 ``X * scale + mean``: back to the original units;
+        (N, ..., C) per channel."""
         return self._columns("inverse_transform", X) * self.scale + self.mean
 
     def fit_transform(self, X: Any) -> np.ndarray:
@@ -89,28 +96,30 @@ class Standardizer:
     def _columns(self, where: str, X: Any) -> np.ndarray:
         self._check_fitted(where)
         x = _matrix(f"Standardizer.{where}", X)
-        if x.shape[1] != self.mean.shape[0]:
+        if x.shape[-1] != self.mean.shape[0]:
             raise DataError(
-                f"Standardizer.{where} received {x.shape[1]} columns, but it was fitted on "
+                f"Standardizer.{where} received {x.shape[-1]} columns, but it was fitted on "
                 f"{self.mean.shape[0]}; pass data with the same columns as the training rows"
             )
         return x
 
 
 def _matrix(where: str, X: Any) -> np.ndarray:
-    """X as a finite float64 (N, d) array with N >= 1, or a DataError saying what is wrong."""
+    """X as a finite float64 (N, d) or (N, ..., C) array with N >= 1, or a DataError saying
+    what is wrong."""
     try:
         x = np.asarray(X)
     except Exception as exc:  # ragged lists and odd objects fail in many ways
         raise DataError(f"{where} could not read X as an array: {exc}") from None
-    if x.dtype.kind not in "biuf" or x.ndim != 2 or x.shape[0] == 0:
+    if x.dtype.kind not in "biuf" or x.ndim < 2 or x.size == 0:
         raise DataError(
-            f"{where} expected a numeric 2-D array (N, features) with N >= 1, received dtype "
-            f"{x.dtype} and shape {x.shape}; reshape one column with X[:, None]"
+            f"{where} expected a numeric 2-D array (N, features) with N >= 1 (or (N, ..., "
+            f"channels), scaled per channel), received dtype {x.dtype} and shape {x.shape}; "
+            "reshape one column with X[:, None]"
         )
     x = x.astype(np.float64, copy=False)
     if not np.isfinite(x).all():
-        row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        row = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
         raise DataError(
             f"{where} received NaN or infinite values (first in row {row}); expected finite "
             "numbers: drop or impute them first"
@@ -119,13 +128,18 @@ def _matrix(where: str, X: Any) -> np.ndarray:
 
 
 class BagOfWords:
-    """Sentences -> binary word-presence vectors (N, V) float64 over a fixed, sorted vocabulary.
+    """Sentences -> binary word-presence vectors (N, V) float64 over a fixed, sorted vocabulary
+    (`transform`), or -> rows of token ids (N, T) int64 in word order (`token_ids`, the input of
+    an ``EmbeddingBag`` layer); a word's id is its column in the vectors.
 
     Tokens: the sentence lowercased, then runs of letters, digits and apostrophes (``[a-z0-9']+``)
     with leading/trailing apostrophes removed; "What's up?" -> ``["what's", "up"]``. No stemming.
-    Words not in the vocabulary are ignored by `transform`. ``to_dict``/``from_dict`` round-trip
-    through JSON so that a trained run can vectorize new sentences the same way.
+    Words not in the vocabulary are ignored by `transform` and `token_ids`. ``to_dict``/
+    ``from_dict`` round-trip through JSON so that a trained run can vectorize new sentences the
+    same way.
     """
+
+    PAD = -1  # the token id that pads a row of `token_ids`
 
     _TOKEN = re.compile(r"[a-z0-9']+")
 
@@ -168,6 +182,36 @@ class BagOfWords:
 
     def fit_transform(self, sentences: Sequence[str]) -> np.ndarray:
         return self.fit(sentences).transform(sentences)
+
+    def token_ids(self, sentences: Sequence[str], length: int | None = None) -> np.ndarray:
+        """(N, T) int64: row n holds the vocabulary index of each known word of sentence n, in
+        order (repeats kept), then `PAD` (-1) up to T. T is ``length``, or by default the
+        longest sentence's number of known words (at least 1). A sentence with more known words
+        than ``length`` keeps its first ``length``: a model trained on T ids per row takes
+        exactly T, so pass its T for new sentences.
+
+        >>> BagOfWords(["a", "b", "c"]).token_ids(["c a c", "b, x", ""]).tolist()
+        [[2, 0, 2], [1, -1, -1], [-1, -1, -1]]
+        """
+        if self.vocabulary is None:
+            raise DataError(
+                "BagOfWords.token_ids was called before fit; call fit(sentences) or build it "
+                "from a saved vocabulary with BagOfWords.from_dict(...)"
+            )
+        rows = [
+            [self._index[w] for w in self.tokenize(s) if w in self._index]
+            for s in _check_sentences(sentences)
+        ]
+        if length is None:
+            length = max([1, *map(len, rows)])
+        elif isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise DataError(
+                f"BagOfWords.token_ids: length must be an int >= 1, received {length!r}"
+            )
+        out = np.full((len(rows), length), self.PAD, dtype=np.int64)
+        for n, ids in enumerate(rows):
+            out[n, : min(len(ids), length)] = ids[:length]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"kind": "bag_of_words", "vocabulary": [...]}``."""

@@ -1,8 +1,10 @@
 """Small datasets generated or loaded on the host (NumPy), no download needed, and user files.
 
-Host-only module. Built-in loaders return ``(X, Y)`` float64 arrays, Y one-hot for
-classification; `load_npz` and `load_csv` keep integer class labels as int64. `DATASETS` names
-every loader; `load_dataset` calls one by name with checked options (what a config does).
+Host-only module. Built-in loaders return ``(X, Y)`` with Y float64, one-hot for
+classification; X is float64 features (N, d), except "intents_tokens" (int64 token ids (N, T),
+-1 pads, for an ``EmbeddingBag`` model) and "waveforms" (float64 signals (N, length, 1), for
+``Conv1D``). `load_npz` and `load_csv` keep integer class labels as int64. `DATASETS` names every
+loader; `load_dataset` calls one by name with checked options (what a config does).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from ._intents_corpus import INTENTS
+from ._waveforms import WAVEFORMS, make_waveforms
 from .data import DataError, one_hot
 from .data_preprocessing import BagOfWords
 
 __all__ = [
     "DATASETS",
+    "WAVEFORMS",
     "BagOfWords",
     "Dataset",
     "dataset_parameters",
@@ -35,11 +39,14 @@ __all__ = [
     "load_dataset",
     "load_diabetes",
     "load_digits",
+    "load_intent_tokens",
     "load_intents",
     "load_npz",
     "make_moons",
     "make_spirals",
+    "make_waveforms",
     "make_xor",
+    "token_ids",
     "train_test_split",
 ]
 
@@ -145,6 +152,37 @@ def load_intents() -> tuple[np.ndarray, np.ndarray]:
     """
     sentences, labels, names = intents_corpus()
     return intent_vectorizer().transform(sentences), one_hot(labels, len(names))
+
+
+def load_intent_tokens() -> tuple[np.ndarray, np.ndarray]:
+    """The intents corpus as token ids, for an ``EmbeddingBag`` model: X (160, T) int64, row n
+    the vocabulary indices of sentence n's words in order, padded with -1 to the longest
+    sentence (T words); Y one-hot (160, 8). The same rows in the same order as `load_intents`
+    (so a split with the same seed holds out the same sentences), and the same vocabulary: id v
+    is column v of its bag-of-words X, ``intent_vectorizer().vocabulary[v]``. The ids are labels,
+    not magnitudes: never standardize them (`backprop.experiment.prepare_dataset` skips
+    integer inputs).
+    """
+    sentences, labels, names = intents_corpus()
+    return intent_vectorizer().token_ids(sentences), one_hot(labels, len(names))
+
+
+def token_ids(
+    sentences: Sequence[str],
+    vocabulary: BagOfWords | Sequence[str] | None = None,
+    length: int | None = None,
+) -> np.ndarray:
+    """Sentences -> token ids (N, T) int64, -1 padding (`BagOfWords.token_ids`), over
+    ``vocabulary``: a fitted `BagOfWords` (e.g. `intent_vectorizer`), a list of words, or None
+    to build it from ``sentences``. Pass the trained model's T as ``length`` for new sentences."""
+    if vocabulary is None:
+        sentences = list(sentences) if not isinstance(sentences, str) else sentences
+        vectorizer = BagOfWords().fit(sentences)
+    elif isinstance(vocabulary, BagOfWords):
+        vectorizer = vocabulary
+    else:
+        vectorizer = BagOfWords(vocabulary)
+    return vectorizer.token_ids(sentences, length)
 
 
 def _existing_file(path: Any, what: str) -> Path:
@@ -339,6 +377,15 @@ DATASETS: dict[str, Dataset] = {
         ),
         Dataset("diabetes", load_diabetes, "10 features, disease progression", "regression"),
         Dataset("intents", load_intents, "bag-of-words sentences, 8 intents", "classification"),
+        Dataset(
+            "intents_tokens",
+            load_intent_tokens,
+            "token ids of the intents, -1 pads",
+            "classification",
+        ),
+        Dataset(
+            "waveforms", make_waveforms, "noisy 1-D signals (N, 64, 1), 4 shapes", "classification"
+        ),
         Dataset("npz", load_npz, "named arrays X, y from an .npz file", "any"),
         Dataset("csv", load_csv, "numeric columns of a CSV file with a header", "any"),
     )

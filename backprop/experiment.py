@@ -28,10 +28,10 @@ from typing import Any
 import backends
 
 from . import datasets, rundir
+from ._fitdata import host_xy, move_x
 from .callbacks import EarlyStopping, ModelCheckpoint
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, config_from_dict
-from ._fitdata import host_xy, move_x
 from .data import DataError, as_column, output_size
 from .data_preprocessing import Standardizer
 from .evaluation import evaluate
@@ -53,13 +53,17 @@ __all__ = [
 
 @dataclasses.dataclass
 class PreparedData:
-    """A config's dataset on the host: split, standardized, with the model's sizes."""
+    """A config's dataset on the host: split, standardized, with the model's sizes.
+
+    ``n_in``: the model's input shape without the batch axis: an int (the number of features, or
+    of token ids per row) for 2-D X, the tuple ``X.shape[1:]`` otherwise (``(length,
+    channels)`` for signals)."""
 
     x_train: Any
     y_train: Any
     x_test: Any
     y_test: Any
-    n_in: int
+    n_in: int | tuple[int, ...]
     n_out: int
     preprocessing: dict[str, Any]
 
@@ -81,7 +85,12 @@ class RunResult:
 # -- data ----------------------------------------------------------------------------------------
 def prepare_dataset(cfg: Config) -> PreparedData:
     """Load the configured dataset, hold out ``test_fraction`` of it (seeded by the training
-    seed) and fit the standardizers on the training rows only."""
+    seed) and fit the standardizers on the training rows only.
+
+    ``standardize`` z-scores float features per column, or per channel (the last axis) for
+    sequences (N, ..., C); integer inputs (token ids) are never standardized: they name rows of
+    an embedding table, they do not measure anything.
+    """
     X, Y = datasets.load_dataset(cfg.data.name, **cfg.data.options)
     n_out = output_size(Y, cfg.model.output)
     if cfg.data.test_fraction > 0:
@@ -92,7 +101,7 @@ def prepare_dataset(cfg: Config) -> PreparedData:
         x_train, y_train = X, Y
         x_test, y_test = x_train, y_train
     preprocessing: dict[str, Any] = {}
-    if cfg.data.standardize:
+    if cfg.data.standardize and X.dtype.kind not in "iu":
         scaler = Standardizer().fit(x_train)
         preprocessing["features"] = scaler.to_dict()
         same = x_test is x_train
@@ -104,7 +113,12 @@ def prepare_dataset(cfg: Config) -> PreparedData:
         same = y_test is y_train
         y_train = scaler.transform(as_column(y_train))
         y_test = y_train if same else scaler.transform(as_column(y_test))
-    return PreparedData(x_train, y_train, x_test, y_test, int(X.shape[1]), n_out, preprocessing)
+    return PreparedData(x_train, y_train, x_test, y_test, _input_shape(X), n_out, preprocessing)
+
+
+def _input_shape(X: Any) -> int | tuple[int, ...]:
+    """The model's input size: an int for 2-D X (N, d), else the tuple ``X.shape[1:]``."""
+    return int(X.shape[1]) if X.ndim == 2 else tuple(int(d) for d in X.shape[1:])
 
 
 def apply_preprocessing(preprocessing: dict[str, Any], X: Any, Y: Any) -> tuple[Any, Any]:
@@ -184,7 +198,7 @@ def train_config(
             ),
         )
     data = prepare_dataset(cfg)
-    model = cfg.model.build(data.n_in, data.n_out)
+    model = cfg.model.build(data.n_in, data.n_out, source=cfg.source)
     optimizer, schedule = cfg.optimizer.build(), cfg.optimizer.schedule.build()
     with configured_backend(cfg) as (be, switches):
         return _train(
@@ -206,7 +220,11 @@ def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, v
         f"{cfg.data.name}: {len(data.x_train) - n_val} train"
         + (f" + {n_val} validation" if n_val else "")
         + (f" / {len(data.x_test)} test rows" if data.held_out else " rows (no test split)")
-        + f", {data.n_in} features -> {data.n_out} outputs"
+        + (
+            f", {data.n_in} features -> {data.n_out} outputs"
+            if isinstance(data.n_in, int)
+            else f", inputs of shape {tuple(data.n_in)} -> {data.n_out} outputs"
+        )
     )
     say(f"model {model}")
     say(f"optimizer {optimizer.spec()}, schedule {schedule.spec()}")
@@ -377,7 +395,7 @@ def gradcheck_config(
     shape and activation and the worst relative error of its W and b.
     """
     data = prepare_dataset(cfg)
-    model = cfg.model.build(data.n_in, data.n_out)
+    model = cfg.model.build(data.n_in, data.n_out, source=cfg.source)
     cfg64 = dataclasses.replace(cfg, backend=dataclasses.replace(cfg.backend, precision="float64"))
     with configured_backend(cfg64, backend, device) as (be, _):
         return _gradcheck(model, data, be, cfg.training.seed, rows, max_per_array)

@@ -86,7 +86,7 @@ class MLP(Sequential):
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
     def dense_params(self, params: Params) -> Params:
-        """The dense layers' ``{"W", "b"}`` dicts of ``params`` (drops the dropout layers' ``{}``)."""
+X
         return [p for layer, p in zip(self.layers, params, strict=True) if isinstance(layer, Dense)]
 
     def expand_params(self, dense: Params) -> Params:

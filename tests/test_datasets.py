@@ -1,19 +1,30 @@
-"""Datasets (generated, bundled with scikit-learn, the intents corpus, user .npz/.csv files), the
-dataset registry, and the host-side preprocessing (Standardizer, BagOfWords)."""
+"""Datasets (generated, bundled with scikit-learn, the intents corpus as vectors and as token
+ids, the waveform signals, user .npz/.csv files), the dataset registry, `prepare_dataset` on
+integer and sequence inputs, and the host-side preprocessing (Standardizer, BagOfWords)."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import pathlib
 import sys
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 import numpy as np
 import pytest
 
 import backprop as bp
 from backprop import datasets as ds
+from backprop.config import config_from_dict
 from backprop.data import DataError
 from backprop.data_preprocessing import BagOfWords, Standardizer
+from backprop.experiment import prepare_dataset
+
+CONFIGS = pathlib.Path(__file__).parent.parent / "configs"
 
 # ---------------------------------------------------------------- generated datasets
 
@@ -172,6 +183,182 @@ def test_intents_learnable_by_a_small_sigmoid_network():
     )
     predicted = np.asarray(model.predict(result.params, x_test)).argmax(1)
     assert (predicted == y_test.argmax(1)).mean() >= 0.85
+
+
+# ---------------------------------------------------------------- text: token ids
+
+
+def test_token_ids_on_known_sentences():
+    bow = BagOfWords(["a", "b", "c"])
+    ids = bow.token_ids(["c a c", "B, x!", "", "x y"])
+    assert ids.dtype == np.int64 and BagOfWords.PAD == -1
+    assert ids.tolist() == [[2, 0, 2], [1, -1, -1], [-1, -1, -1], [-1, -1, -1]]
+    assert bow.token_ids(["a b c a"], length=2).tolist() == [[0, 1]]  # truncated
+    assert bow.token_ids(["b"], length=3).tolist() == [[1, -1, -1]]
+    assert bow.token_ids(["x"]).shape == (1, 1)  # at least one column
+    # the module-level helper: a BagOfWords, a word list, or fitted on the sentences themselves
+    np.testing.assert_array_equal(ds.token_ids(["c a"], bow), [[2, 0]])
+    np.testing.assert_array_equal(ds.token_ids(["c a"], ["c", "a"], length=3), [[0, 1, -1]])
+    np.testing.assert_array_equal(ds.token_ids(["b a", "a"]), [[1, 0], [0, -1]])
+    np.testing.assert_array_equal(ds.token_ids(s for s in ["b a", "a"]), [[1, 0], [0, -1]])
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: BagOfWords().token_ids(["a"]), "token_ids was called before fit"),
+        (lambda: BagOfWords(["a"]).token_ids("a b"), "wrap a single sentence in a list"),
+        (lambda: BagOfWords(["a"]).token_ids(["a"], length=0), "length must be an int >= 1"),
+        (lambda: BagOfWords(["a"]).token_ids(["a"], length=2.0), "received 2.0"),
+    ],
+)
+def test_token_ids_errors(call, fragment):
+    with pytest.raises(DataError, match=fragment):
+        call()
+
+
+def test_intent_tokens_are_the_corpus_words_in_order():
+    sentences, labels, _ = ds.intents_corpus()
+    vocabulary = ds.intent_vectorizer().vocabulary
+    X, Y = ds.load_dataset("intents_tokens")
+    longest = max(len(BagOfWords.tokenize(s)) for s in sentences)
+    assert X.shape == (160, longest) and X.dtype == np.int64
+    assert Y.shape == (160, 8) and Y.dtype == np.float64
+    np.testing.assert_array_equal(Y.argmax(1), labels)
+    assert X.min() == -1 and X.max() < len(vocabulary)
+    for row, sentence in zip(X, sentences, strict=True):
+        words = BagOfWords.tokenize(sentence)  # every corpus word is in the vocabulary
+        assert [vocabulary[i] for i in row[: len(words)]] == words
+        assert (row[len(words) :] == -1).all()  # padding only at the end
+    assert (X[:, 0] >= 0).all()  # no empty sentence
+    assert (X == -1).any(axis=1).sum() > 100  # most rows are padded
+
+
+def test_intent_tokens_match_the_bag_of_words_rows_and_split():
+    """Same rows, same order, same vocabulary as "intents": a split with one seed holds out the
+    same sentences, and each row's ids are exactly its bag-of-words columns."""
+    X_bow, Y_bow = ds.load_intents()
+    X_ids, Y_ids = ds.load_intent_tokens()
+    np.testing.assert_array_equal(Y_ids, Y_bow)
+    rebuilt = np.zeros_like(X_bow)
+    for n, row in enumerate(X_ids):
+        rebuilt[n, row[row >= 0]] = 1.0
+    np.testing.assert_array_equal(rebuilt, X_bow)
+    a = ds.train_test_split(X_bow, Y_bow, 0.25, seed=0)
+    b = ds.train_test_split(X_ids, Y_ids, 0.25, seed=0)
+    np.testing.assert_array_equal(b[3], a[3])
+    rebuilt_test = np.zeros_like(a[2])
+    for n, row in enumerate(b[2]):
+        rebuilt_test[n, row[row >= 0]] = 1.0
+    np.testing.assert_array_equal(rebuilt_test, a[2])
+
+
+def test_prepare_dataset_never_standardizes_token_ids():
+    cfg = config_from_dict({"data": {"name": "intents_tokens", "standardize": True}})
+    data = prepare_dataset(cfg)
+    X, Y = ds.load_intent_tokens()
+    x_train, _, x_test, y_test = ds.train_test_split(X, Y, 0.25, seed=cfg.training.seed)
+    assert data.x_train.dtype == data.x_test.dtype == np.int64
+    np.testing.assert_array_equal(data.x_train, x_train)
+    np.testing.assert_array_equal(data.x_test, x_test)
+    np.testing.assert_array_equal(data.y_test, y_test)
+    assert "features" not in data.preprocessing
+    assert data.n_in == X.shape[1] and type(data.n_in) is int and data.n_out == 8
+    bow = prepare_dataset(config_from_dict({"data": {"name": "intents"}}))
+    np.testing.assert_array_equal(data.y_test, bow.y_test)  # the same held-out sentences
+
+
+def test_intents_embedding_config_fits_the_vocabulary():
+    """The shipped EmbeddingBag config's table has one row per vocabulary word: a corpus edit
+    that grows the vocabulary must update it."""
+    raw = tomllib.loads((CONFIGS / "intents_embedding.toml").read_text(encoding="utf-8"))
+    assert raw["data"]["name"] == "intents_tokens"
+    first = raw["model"]["layers"][0]
+    assert first["type"] == "embedding_bag"
+    assert first["vocab_size"] == len(ds.intent_vectorizer().vocabulary)
+
+
+# ---------------------------------------------------------------- waveforms
+
+
+def test_waveforms_shapes_labels_and_balance():
+    X, Y = ds.load_dataset("waveforms")
+    assert X.shape == (1200, 64, 1) and Y.shape == (1200, 4)
+    assert X.dtype == Y.dtype == np.float64 and np.isfinite(X).all()
+    assert set(np.unique(Y)) == {0.0, 1.0} and (Y.sum(axis=1) == 1.0).all()
+    assert Y.sum(axis=0).tolist() == [300.0] * 4
+    assert ds.WAVEFORMS == ("sine", "square", "triangle", "sawtooth")
+    assert abs(X.mean()) < 0.05 and 0.5 < X.std() < 1.2  # centred, about unit scale
+    X, Y = ds.make_waveforms(n_samples=7, length=16, seed=3)
+    assert X.shape == (7, 16, 1) and Y.shape == (7, 4)
+    assert sorted(Y.sum(axis=0).tolist()) == [1.0, 2.0, 2.0, 2.0]  # within one row
+
+
+def test_waveforms_seeded():
+    a, b = ds.make_waveforms(50, seed=0), ds.make_waveforms(50, seed=0)
+    c = ds.make_waveforms(50, seed=1)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
+    np.testing.assert_array_equal(ds.load_dataset("waveforms", n_samples=50)[0], a[0])
+
+
+def test_waveforms_without_noise_have_their_shapes():
+    X, Y = ds.make_waveforms(400, noise=0.0, seed=2)
+    x, labels = X[:, :, 0], Y.argmax(1)
+    peak = np.abs(x).max(axis=1)
+    assert (peak <= 1.5 + 1e-12).all() and (peak >= 0.4).all()
+    square = x[labels == 1]  # only +a and -a
+    np.testing.assert_allclose(np.abs(square), np.abs(square[:, :1]) * np.ones_like(square))
+    for row in x[labels == 3]:  # sawtooth: one constant rise, then drops
+        d = np.diff(row)
+        np.testing.assert_allclose(d[d > 0], d[d > 0].max(), rtol=1e-9)
+        assert 1 <= (d < 0).sum() <= 4
+    for row in x[labels == 2]:  # triangle: one constant slope, up or down, except at kinks
+        d = np.abs(np.diff(row))
+        assert np.isclose(d, np.median(d), rtol=1e-9).mean() >= 0.75
+    for row in x[labels == 0]:  # sine: the slope changes all the time
+        d = np.abs(np.diff(row))
+        assert np.isclose(d, np.median(d), rtol=1e-6).mean() < 0.2
+
+
+def test_waveforms_noise_is_gaussian_with_the_given_std():
+    clean, _ = ds.make_waveforms(300, noise=0.0, seed=5)
+    noisy, _ = ds.make_waveforms(300, noise=0.4, seed=5)
+    residual = noisy - clean  # same draws up to the noise, which is drawn last
+    assert abs(residual.mean()) < 0.01 and residual.std() == pytest.approx(0.4, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"n_samples": 0}, "n_samples must be an integer >= 1, received 0"),
+        ({"n_samples": 10.0}, "n_samples must be an integer >= 1"),
+        ({"length": 4}, "length must be an integer >= 8, received 4"),
+        ({"length": True}, "length must be an integer >= 8"),
+        ({"noise": -1.0}, "noise must be a finite number >= 0, received -1.0"),
+        ({"noise": float("inf")}, "noise must be a finite number >= 0"),
+    ],
+)
+def test_waveforms_argument_errors(kwargs, fragment):
+    with pytest.raises(DataError, match=fragment):
+        ds.make_waveforms(**kwargs)
+
+
+def test_prepare_dataset_on_signals():
+    raw = {"name": "waveforms", "n_samples": 200, "length": 32}
+    data = prepare_dataset(config_from_dict({"data": raw}))
+    assert data.n_in == (32, 1) and data.n_out == 4 and not data.preprocessing
+    assert data.x_train.shape == (150, 32, 1) and data.x_test.shape == (50, 32, 1)
+    scaled = prepare_dataset(config_from_dict({"data": {**raw, "standardize": True}}))
+    assert scaled.n_in == (32, 1) and scaled.x_train.shape == (150, 32, 1)
+    np.testing.assert_allclose(scaled.x_train.mean(), 0.0, atol=1e-12)  # one channel
+    np.testing.assert_allclose(scaled.x_train.std(), 1.0, rtol=1e-12)
+    features = scaled.preprocessing["features"]
+    assert len(features["mean"]) == len(features["scale"]) == 1
+    np.testing.assert_allclose(
+        scaled.x_test, (data.x_test - features["mean"][0]) / features["scale"][0], rtol=1e-12
+    )
 
 
 # ---------------------------------------------------------------- user files: .npz
@@ -338,7 +525,8 @@ def test_csv_ignores_bad_cells_in_unused_columns(tmp_path):
 
 def test_registry_names_and_tasks():
     assert set(ds.DATASETS) == {
-        "xor", "spirals", "moons", "digits", "breast_cancer", "diabetes", "intents", "npz", "csv",
+        "xor", "spirals", "moons", "digits", "breast_cancer", "diabetes", "intents",
+        "intents_tokens", "waveforms", "npz", "csv",
     }  # fmt: skip
     assert {d.task for d in ds.DATASETS.values()} == {"classification", "regression", "any"}
     assert ds.DATASETS["diabetes"].task == "regression"
@@ -408,6 +596,26 @@ def test_standardizer_round_trip_and_constant_column():
     np.testing.assert_allclose(s.inverse_transform(Z), X, rtol=1e-12)
     again = Standardizer.from_dict(json.loads(json.dumps(s.to_dict())))
     np.testing.assert_array_equal(again.transform(X[:5]), Z[:5])
+
+
+def test_standardizer_scales_sequences_per_channel():
+    rng = np.random.default_rng(1)
+    X = rng.normal([1.0, -3.0, 0.0], [2.0, 0.5, 0.0], size=(20, 7, 3))  # channel 2 constant
+    s = Standardizer().fit(X)
+    np.testing.assert_allclose(s.mean, X.reshape(-1, 3).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(s.scale[:2], X.reshape(-1, 3)[:, :2].std(axis=0), rtol=1e-12)
+    assert s.scale[2] == 1.0
+    Z = s.transform(X)
+    assert Z.shape == X.shape
+    np.testing.assert_allclose(Z.reshape(-1, 3).mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(Z.reshape(-1, 3).std(axis=0), [1.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(s.inverse_transform(Z), X, rtol=1e-12)
+    again = Standardizer.from_dict(json.loads(json.dumps(s.to_dict())))
+    np.testing.assert_array_equal(again.transform(X[:2]), Z[:2])
+    with pytest.raises(DataError, match="received 2 columns, but it was fitted on 3"):
+        s.transform(np.ones((4, 7, 2)))
+    with pytest.raises(DataError, match=r"\(first in row 3\)"):
+        Standardizer().fit(np.where(np.arange(20)[:, None, None] == 3, np.nan, X))
 
 
 @pytest.mark.parametrize(

@@ -19,16 +19,16 @@ from backprop.config import load_config
 
 CONFIGS = sorted((pathlib.Path(__file__).parent.parent / "configs").glob("*.toml"))
 EPOCHS = {"xor": 20}  # the others: 3 epochs
-NEEDS_SKLEARN = {"digits", "breast_cancer", "diabetes"}
+NEEDS_SKLEARN = {"digits", "breast_cancer", "diabetes"}  # dataset names
 RTOL = {"float32": 2e-4, "float64": 1e-9}
 
 _numpy_runs: dict[str, experiment.RunResult] = {}
 
 
 def short(path: pathlib.Path):
-    if path.stem in NEEDS_SKLEARN:
-        pytest.importorskip("sklearn", reason=f"the {path.stem} data ships with scikit-learn")
     cfg = load_config(path)
+    if cfg.data.name in NEEDS_SKLEARN:
+        pytest.importorskip("sklearn", reason=f"the {cfg.data.name} data ships with scikit-learn")
     epochs = EPOCHS.get(path.stem, 3)
     return dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, epochs=epochs))
 
