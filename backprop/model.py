@@ -86,7 +86,7 @@ class MLP(Sequential):
         return [layer for layer in self.layers if isinstance(layer, Dense)]
 
     def dense_params(self, params: Params) -> Params:
-X
+        """The dense layers' ``{"W", "b"}`` dicts of ``params`` (without the dropout ``{}``)."""
         return [p for layer, p in zip(self.layers, params, strict=True) if isinstance(layer, Dense)]
 
     def expand_params(self, dense: Params) -> Params:
