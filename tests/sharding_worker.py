@@ -65,9 +65,7 @@ def main(argv: list[str]) -> None:
         val_loss=sharded.history["val_loss"],
         device_name=be.device_name,
         n_devices=be.n_devices,
-        replicated=all(
-            v.sharding.is_fully_replicated for v in bp.tree_leaves(sharded.params)
-        ),
+        replicated=all(v.sharding.is_fully_replicated for v in bp.tree_leaves(sharded.params)),
         batch_spec=str(rows.sharding.spec),
         batch_shard_rows=sorted({s.data.shape[0] for s in rows.addressable_shards}),
     )
