@@ -6,26 +6,30 @@
 >>> params = model.init(seed=0, backend=be, dtype="float64")
 """
 
-from . import activations, callbacks, layers, losses, metrics, optimizers, schedules
-from ._component import UnregisteredError
+import sys as _sys
+
 from ._registry import UnknownNameError
-from .activations import ACTIVATIONS, Activation, get_activation
-from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .data import DataError, check_training_data, one_hot
-from .diagnostics import gradient_flow
-from .evaluation import evaluate
-from .fit import FitResult, Run, TrainingDiverged, fit
-from .gradcheck import GradcheckResult, gradcheck
-from .history import History
-from .layers import Dense, Layer
-from .losses import LOSSES, Loss, get_loss
-from .metrics import METRICS, get_metric
-from .model import MLP, build_model
-from .optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
-from .schedules import SCHEDULES, Schedule, get_schedule
-from .sequential import Sequential
-from .training import TrainResult, make_step, train
+from .data.checks import DataError, check_training_data, one_hot
+from .nn import activations, layers, losses
+from .nn._component import UnregisteredError
+from .nn.activations import ACTIVATIONS, Activation, get_activation
+from .nn.diagnostics import gradient_flow
+from .nn.gradcheck import GradcheckResult, gradcheck
+from .nn.layers import Dense, Layer
+from .nn.losses import LOSSES, Loss, get_loss
+from .nn.model import MLP, build_model
+from .nn.sequential import Sequential
+from .training import callbacks, metrics, optimizers, schedules
+from .training.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from .training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .training.evaluation import evaluate
+from .training.fit import FitResult, Run, TrainingDiverged, fit
+from .training.history import History
+from .training.metrics import METRICS, get_metric
+from .training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
+from .training.schedules import SCHEDULES, Schedule, get_schedule
+from .training.step import make_step
+from .training.train import TrainResult, train
 from .tree import tree_leaves, tree_map
 
 __all__ = [
@@ -87,3 +91,44 @@ __all__ = [
     "tree_leaves",
     "tree_map",
 ]
+
+# The modules' paths before the package was grouped into folders (backprop/README layout):
+# ``import backprop.activations`` and ``from backprop.config import load_config`` keep working.
+from .app import cli as _cli
+from .app import config as _config
+from .app import experiment as _experiment
+from .data import datasets
+from .data import preprocessing as _preprocessing
+from .nn import diagnostics as _diagnostics
+from .nn import gradcheck as _gradcheck
+from .nn import model as _model
+from .nn import sequential as _sequential
+from .training import checkpoint as _checkpoint
+from .training import evaluation as _evaluation
+from .training import fit as _fit
+from .training import history as _history
+
+for _old, _module in {
+    "activations": activations,
+    "callbacks": callbacks,
+    "checkpoint": _checkpoint,
+    "cli": _cli,
+    "config": _config,
+    "data_preprocessing": _preprocessing,
+    "datasets": datasets,
+    "diagnostics": _diagnostics,
+    "evaluation": _evaluation,
+    "experiment": _experiment,
+    "fit": _fit,
+    "gradcheck": _gradcheck,
+    "history": _history,
+    "layers": layers,
+    "losses": losses,
+    "metrics": metrics,
+    "model": _model,
+    "optimizers": optimizers,
+    "schedules": schedules,
+    "sequential": _sequential,
+}.items():
+    _sys.modules.setdefault(f"{__name__}.{_old}", _module)
+del _old, _module

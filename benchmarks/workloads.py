@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backprop import _host
+from backprop.data import _host
 
 __all__ = [
     "QUICK",
@@ -101,8 +101,8 @@ def initial_params(w: Workload, dtype: str | None = None) -> list[dict[str, np.n
 def epoch_orders(w: Workload, n_epochs: int) -> list[np.ndarray]:
     """The row permutations `backprop.fit` draws with ``shuffle=True``, one per epoch, in order.
 
-    `backprop.run.Run` seeds its "order" generator with ``seed + 1`` and the epoch loop calls
-    ``permutation(n)`` on it once per epoch.
+    `backprop.training.run.Run` seeds its "order" generator with ``seed + 1`` and the epoch loop
+    calls ``permutation(n)`` on it once per epoch.
     """
     rng = _host.np_rng(w.seed + 1)
     return [rng.permutation(w.n_samples) for _ in range(n_epochs)]

@@ -59,34 +59,34 @@ def _q(name: str, equation: str, ref: str, line: str, *more: tuple[str, str]) ->
 
 
 # (heading, quantities); the order is the order of the computation in `Sequential.backprop`.
-_SEQ = "backprop/sequential.py: Sequential.backprop"
+_SEQ = "backprop/nn/sequential.py: Sequential.backprop"
 _DELTA = (_SEQ, "deltas[i] = layer.activation.vjp")
-_VJP = ("backprop/activations.py: Activation.vjp", "return")
+_VJP = ("backprop/nn/activations.py: Activation.vjp", "return")
 _AFFINE = (
-    ("backprop/layers/_base.py: Activated.forward", "z = self.affine"),
-    ("backprop/layers/dense.py: Dense.affine", 'x @ params["W"]'),
+    ("backprop/nn/layers/_base.py: Activated.forward", "z = self.affine"),
+    ("backprop/nn/layers/dense.py: Dense.affine", 'x @ params["W"]'),
 )
 _SIGMOID = (
-    ("backprop/layers/_base.py: Activated.forward", "a = self.activation.forward"),
-    ("backprop/activations.py: Sigmoid.forward", "return"),
+    ("backprop/nn/layers/_base.py: Activated.forward", "a = self.activation.forward"),
+    ("backprop/nn/activations.py: Sigmoid.forward", "return"),
 )
 SECTIONS: list[tuple[str, list[Quantity]]] = [
     (
         "Data and initial weights",
         [
-            _q("X", "X = the four XOR inputs", "backprop/datasets.py: make_xor", "X ="),
-            _q("Y", "Y = their labels", "backprop/datasets.py: make_xor", "return X"),
+            _q("X", "X = the four XOR inputs", "backprop/data/datasets.py: make_xor", "X ="),
+            _q("Y", "Y = their labels", "backprop/data/datasets.py: make_xor", "return X"),
             *(
                 _q(
                     f"W{i}",
                     f"W{i} ~ U(-r, r), r = sqrt(6 / (n_in + n_out))",
-                    "backprop/layers/dense.py: Dense.init",
+                    "backprop/nn/layers/dense.py: Dense.init",
                     "rng.uniform(",
                 )
                 for i in (1, 2)
             ),
-            _q("b1", "b1 = 0", "backprop/layers/dense.py: Dense.init", "_host.zeros"),
-            _q("b2", "b2 = 0", "backprop/layers/dense.py: Dense.init", "_host.zeros"),
+            _q("b1", "b1 = 0", "backprop/nn/layers/dense.py: Dense.init", "_host.zeros"),
+            _q("b2", "b2 = 0", "backprop/nn/layers/dense.py: Dense.init", "_host.zeros"),
         ],
     ),
     (
@@ -99,27 +99,27 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
             _q(
                 "J",
                 "J = 0.5 * mean((a2 - Y)**2)",
-                "backprop/sequential.py: Sequential._loss_value",
+                "backprop/nn/sequential.py: Sequential._loss_value",
                 "loss = self.loss_function.value(",
-                ("backprop/losses.py: MeanSquaredError.value", "return"),
+                ("backprop/nn/losses.py: MeanSquaredError.value", "return"),
             ),
         ],
     ),
     (
         "Output error signal",
         [
-            _q("err", "err = a2 - Y", "backprop/losses.py: MeanSquaredError.grad", "a - y"),
+            _q("err", "err = a2 - Y", "backprop/nn/losses.py: MeanSquaredError.grad", "a - y"),
             _q(
                 "dJ_da2",
                 "dJ_da2 = (a2 - Y) / (N*K)",
                 _SEQ,
                 "signal = self.loss_function.grad(",
-                ("backprop/losses.py: MeanSquaredError.grad", "return"),
+                ("backprop/nn/losses.py: MeanSquaredError.grad", "return"),
             ),
             _q(
                 "fprime2",
                 "fprime2 = s'(z2) = a2 * (1 - a2)",
-                "backprop/activations.py: Sigmoid.derivative",
+                "backprop/nn/activations.py: Sigmoid.derivative",
                 "return",
             ),
             _q("delta2", "delta2 = dJ_da2 * fprime2", *_DELTA, _VJP),
@@ -131,13 +131,13 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
             _q(
                 "dW2",
                 "dW2 = a1.T @ delta2",
-                "backprop/layers/dense.py: Dense.backward_z",
+                "backprop/nn/layers/dense.py: Dense.backward_z",
                 "grad_w =",
             ),
             _q(
                 "db2",
                 "db2 = sum_rows(delta2)",
-                "backprop/layers/dense.py: Dense.backward_z",
+                "backprop/nn/layers/dense.py: Dense.backward_z",
                 "grad_b =",
             ),
             _q(
@@ -145,7 +145,7 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
                 "dJ_da1 = delta2 @ W2.T",
                 _SEQ,
                 "backward_z(xp, p, cache, deltas[i]",
-                ("backprop/layers/dense.py: Dense.backward_z", "dx ="),
+                ("backprop/nn/layers/dense.py: Dense.backward_z", "dx ="),
             ),
         ],
     ),
@@ -155,20 +155,20 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
             _q(
                 "fprime1",
                 "fprime1 = s'(z1) = a1 * (1 - a1)",
-                "backprop/activations.py: Sigmoid.derivative",
+                "backprop/nn/activations.py: Sigmoid.derivative",
                 "return",
             ),
             _q("delta1", "delta1 = dJ_da1 * fprime1", *_DELTA, _VJP),
             _q(
                 "dW1",
                 "dW1 = X.T @ delta1",
-                "backprop/layers/dense.py: Dense.backward_z",
+                "backprop/nn/layers/dense.py: Dense.backward_z",
                 "grad_w =",
             ),
             _q(
                 "db1",
                 "db1 = sum_rows(delta1)",
-                "backprop/layers/dense.py: Dense.backward_z",
+                "backprop/nn/layers/dense.py: Dense.backward_z",
                 "grad_b =",
             ),
         ],
@@ -180,7 +180,7 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
                 _q(
                     f"{p}_new",
                     f"{p}_new = {p} - lr * d{p}",
-                    "backprop/optimizers/sgd.py: SGD._update",
+                    "backprop/training/optimizers/sgd.py: SGD._update",
                     "p - lr * g",
                 )
                 for p in ("W1", "b1", "W2", "b2")
@@ -188,7 +188,7 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
             _q(
                 "J_new",
                 "J_new = J at the new weights",
-                "backprop/sequential.py: Sequential.loss",
+                "backprop/nn/sequential.py: Sequential.loss",
                 "return",
             ),
         ],

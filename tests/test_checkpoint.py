@@ -13,8 +13,8 @@ import pytest
 from array_api_compat import array_namespace
 from conftest import BACKENDS, backend_or_skip
 
-from backprop import checkpoint
-from backprop.checkpoint import (
+from backprop.training import checkpoint
+from backprop.training.checkpoint import (
     FORMAT,
     VERSION,
     CheckpointError,

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import backends
-from backprop import activations, cli
-from backprop.checkpoint import load_checkpoint
-from backprop.config import tomllib
-from backprop.layers import LAYERS
+from backprop.app import cli
+from backprop.app.config import tomllib
+from backprop.nn import activations
+from backprop.nn.layers import LAYERS
+from backprop.training.checkpoint import load_checkpoint
 
 ROOT = pathlib.Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"

@@ -12,8 +12,8 @@ from conftest import backend_or_skip, eps, to_host
 from fit_helpers import blobs, classifier
 
 import backprop as bp
-from backprop.optimizers import SGD, Adam
 from backprop.training import make_batch_step, make_epoch, make_step
+from backprop.training.optimizers import SGD, Adam
 
 # 60 rows in batches of 16: three full batches and a partial one of 12.
 X, LABELS = blobs(n_per_class=20)

@@ -32,10 +32,10 @@ import pytest
 from conftest import backend_or_skip
 
 import backprop as bp
-from backprop import layers as L
-from backprop._component import structural_key
-from backprop.activations import LeakyRelu, Tanh
-from backprop.layers import LAYERS
+from backprop.nn import layers as L
+from backprop.nn._component import structural_key
+from backprop.nn.activations import LeakyRelu, Tanh
+from backprop.nn.layers import LAYERS
 
 
 class Cube(bp.Activation):
@@ -279,9 +279,9 @@ def test_registering_again_from_the_same_class_replaces_quietly(scratch_registri
 @pytest.mark.parametrize(
     ("registry", "register", "taken", "owner"),
     [
-        (bp.ACTIVATIONS, bp.activations.register, "tanh", "backprop.activations.Tanh"),
-        (bp.LOSSES, bp.losses.register, "huber", "backprop.losses.Huber"),
-        (LAYERS, L.register, "dense", "backprop.layers.dense.Dense"),
+        (bp.ACTIVATIONS, bp.activations.register, "tanh", "backprop.nn.activations.Tanh"),
+        (bp.LOSSES, bp.losses.register, "huber", "backprop.nn.losses.Huber"),
+        (LAYERS, L.register, "dense", "backprop.nn.layers.dense.Dense"),
     ],
     ids=["activation", "loss", "layer"],
 )

@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from backprop.config import (
+from backprop.app.config import (
     ConfigError,
     config_from_dict,
     dump_toml,
@@ -260,7 +260,7 @@ def test_dump_toml_quotes_what_needs_quoting():
 def test_every_key_is_documented():
     import dataclasses
 
-    from backprop.config import SECTIONS, SUBTABLES
+    from backprop.app.config import SECTIONS, SUBTABLES
 
     page = (pathlib.Path(__file__).parent.parent / "docs" / "configs.md").read_text()
     tables = [*SECTIONS.items(), *((".".join(k), v) for k, v in SUBTABLES.items())]

@@ -8,8 +8,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from backprop import MLP, Sequential, datasets, experiment
-from backprop.config import ConfigError, config_from_dict, dump_toml, load_config, tomllib
+from backprop import MLP, Sequential
+from backprop.app import experiment
+from backprop.app.config import ConfigError, config_from_dict, dump_toml, load_config, tomllib
+from backprop.data import datasets
 
 XOR_LAYERS = """\
 [backend]

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import backprop as bp
-from backprop import datasets as ds
-from backprop.config import config_from_dict
+from backprop.app.config import config_from_dict
+from backprop.app.experiment import prepare_dataset
 from backprop.data import DataError
-from backprop.data_preprocessing import BagOfWords, Standardizer
-from backprop.experiment import prepare_dataset
+from backprop.data import datasets as ds
+from backprop.data.preprocessing import BagOfWords, Standardizer
 
 CONFIGS = pathlib.Path(__file__).parent.parent / "configs"
 

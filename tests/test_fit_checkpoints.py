@@ -21,7 +21,7 @@ import pytest
 from conftest import BACKENDS, backend_or_skip, eps
 
 import backprop as bp
-from backprop import datasets
+from backprop.data import datasets
 
 X_SPIRALS, Y_SPIRALS = datasets.make_spirals(n_per_class=40, seed=0)  # 80 rows, 2 classes
 # 4 steps per epoch, 3 with a validation split: whole batches only, since on JAX a partial batch
@@ -403,13 +403,13 @@ MISMATCHES = {
     ),
     "callbacks-same-bare-name": (  # a user's class named like ours is another callback
         {"swap_saver": True},
-        r"saved with callbacks \['backprop\.callbacks\.ModelCheckpoint'\] but this run has "
+        r"saved with callbacks \['backprop\.ModelCheckpoint'\] but this run has "
         r"\['test_fit_checkpoints\.ModelCheckpoint'\]",
     ),
     "callbacks": (
         {"extra_callbacks": [bp.EarlyStopping(monitor="loss")]},
-        r"callbacks \['backprop\.callbacks\.ModelCheckpoint'\] but this run has "
-        r"\['backprop\.callbacks\.ModelCheckpoint', 'backprop\.callbacks\.EarlyStopping'\]",
+        r"callbacks \['backprop\.ModelCheckpoint'\] but this run has "
+        r"\['backprop\.ModelCheckpoint', 'backprop\.EarlyStopping'\]",
     ),
 }
 

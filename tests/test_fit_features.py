@@ -1,7 +1,7 @@
 """`bp.fit` features: dropout, sample weights in the losses, the history, callbacks, gradient-flow
 diagnostics and what fit prints; through the public API on every backend.
 
-Dropout masks are drawn on the host (`backprop._host.dropout_masks`), so a seeded run drops the
+Dropout masks are drawn on the host (`backprop.data._host.dropout_masks`), so a seeded run drops the
 same units on every backend and its loss curve must agree with NumPy's to a dtype tolerance.
 """
 
@@ -20,7 +20,7 @@ from fit_helpers import assert_params_equal, blobs, classifier, host_params
 from oracles import jax_activations
 
 import backprop as bp
-from backprop._host import dropout_masks
+from backprop.data._host import dropout_masks
 
 BASE_COLUMNS = ["epoch", "loss", "lr", "time", "samples_per_s"]  # in every history
 

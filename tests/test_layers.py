@@ -4,7 +4,7 @@ and against jax.grad of its own forward, float64, on every backend.
 Proven here, parametrized from the registries (a newly registered component is checked without
 editing this file):
 
-- every layer in `backprop.layers.LAYERS` gives `examples()`; for each example ``init``,
+- every layer in `backprop.nn.layers.LAYERS` gives `examples()`; for each example ``init``,
   ``output_shape`` and ``forward`` agree on the output shape, ``init`` depends on its generator
   only, and ``spec()`` survives JSON and `build_layer` unchanged;
 - for each example, at inputs (N, *input_shape) and (2, N, *input_shape) (parameters shared over
@@ -53,8 +53,8 @@ from conftest import backend_or_skip
 from oracles import jax_with_autodiff
 
 import backprop as bp
-from backprop import layers as L
-from backprop.layers import LAYERS, Train, build_layer
+from backprop.nn import layers as L
+from backprop.nn.layers import LAYERS, Train, build_layer
 from backprop.tree import tree_map
 
 N = 3  # batch rows of the layer checks
@@ -186,7 +186,7 @@ def _shapes(tree: Any) -> Any:
 
 
 def _gradcheck(backend, fn: Callable, host_tree: Any, **kwargs: Any) -> bp.GradcheckResult:
-    """`backprop.gradcheck` of ``fn(tree) -> (J, dJ/dtree)`` evaluated on ``backend``, at most
+    """`backprop.nn.gradcheck` of ``fn(tree) -> (J, dJ/dtree)`` evaluated on ``backend``, at most
     `MAX_PER_ARRAY` entries per array (autodiff checks every entry).
 
     The perturbed copies are made on the host and moved to the backend for every evaluation

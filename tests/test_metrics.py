@@ -8,7 +8,7 @@ from conftest import assert_close, eps
 
 from backprop._registry import UnknownNameError
 from backprop.data import one_hot
-from backprop.metrics import METRICS, get_metric
+from backprop.training.metrics import METRICS, get_metric
 
 sklearn_metrics = pytest.importorskip(
     "sklearn.metrics", reason="metric oracles need scikit-learn (pip install '.[sklearn]')"

@@ -13,7 +13,7 @@ from array_api_compat import array_namespace
 from conftest import assert_close, backend_or_skip, eps, to_host
 
 import backprop as bp
-from backprop.optimizers import clip_by_global_norm
+from backprop.training.optimizers import clip_by_global_norm
 
 VARIANTS = {
     "plain": {"momentum": 0.0},

@@ -1,4 +1,4 @@
-"""Plugin modules (`backprop._plugins`): the config's ``imports`` and ``--import`` register
+"""Plugin modules (`backprop.app._plugins`): the config's ``imports`` and ``--import`` register
 layers, activations and losses before the checks; failures are one line."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from backprop import ACTIVATIONS
-from backprop._plugins import PluginError, import_plugins
-from backprop.config import ConfigError, config_from_dict
-from backprop.layers import LAYERS
+from backprop.app._plugins import PluginError, import_plugins
+from backprop.app.config import ConfigError, config_from_dict
+from backprop.nn.layers import LAYERS
 
 PLUGIN = pathlib.Path(__file__).parent / "plugins" / "cube_activation.py"
 

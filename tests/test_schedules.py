@@ -13,7 +13,7 @@ import re
 import pytest
 
 from backprop._registry import UnknownNameError
-from backprop.schedules import (
+from backprop.training.schedules import (
     SCHEDULES,
     Constant,
     ReduceOnPlateau,
@@ -280,7 +280,7 @@ def test_reduce_on_plateau_value_none_or_nan_is_no_improvement():
 
 def test_reduce_on_plateau_exact_tie_is_no_improvement():
     """Deliberately unlike scikit-learn, which counts a loss exactly tol below best as better:
-    `backprop._monitor.is_improvement` (shared with early stopping) needs strictly more."""
+    `backprop.training._monitor.is_improvement` (shared with early stopping) needs strictly more."""
     schedule = ReduceOnPlateau(patience=0, min_delta=0.0, factor=0.5)
     state = schedule.end_epoch(schedule.init(), 1.0, base_lr=0.1)
     state = schedule.end_epoch(state, 1.0, base_lr=0.1)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import backends
-from backprop.config import ConfigError, config_from_dict
+from backprop.app.config import ConfigError, config_from_dict
 
 pytest.importorskip("jax")
 ROOT = pathlib.Path(__file__).resolve().parents[1]

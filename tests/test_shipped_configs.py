@@ -14,8 +14,8 @@ import pathlib
 
 import pytest
 
-from backprop import experiment
-from backprop.config import load_config
+from backprop.app import experiment
+from backprop.app.config import load_config
 
 CONFIGS = sorted((pathlib.Path(__file__).parent.parent / "configs").glob("*.toml"))
 EPOCHS = {"xor": 20}  # the others: 3 epochs

@@ -9,7 +9,7 @@ import pytest
 from conftest import backend_or_skip, eps
 
 import backprop as bp
-from backprop import datasets
+from backprop.data import datasets
 
 EPOCHS, BATCH = 50, 20  # 200 samples -> 10 steps per epoch, 500 SGD steps
 TARGET_LOSS = 0.1  # mean cross-entropy over the last epoch; chance level is log(2) = 0.69

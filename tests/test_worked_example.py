@@ -30,7 +30,7 @@ from array_api_compat import array_namespace
 from conftest import eps, to_host
 
 import backprop as bp
-from backprop import datasets
+from backprop.data import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [

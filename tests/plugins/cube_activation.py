@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from backprop import activations, layers
+from backprop.nn import activations, layers
 
 ACTIVATION_NAMES = ("cube",)
 LAYER_NAMES = ("scale",)

@@ -1,0 +1,92 @@
+"""Loss and metric of a model on a whole dataset, computed on the device in row chunks.
+
+The forward pass runs over chunks of ``chunk_rows`` rows (bounded memory for large sets); the
+outputs (N, n_out) are joined on the device and the loss and metric computed once over all N
+rows, so the result equals the one-shot computation. The loss includes the L2 penalty with
+N = all rows: J = data loss + alpha/(2N) * sum(W**2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import backends
+
+from ..nn.model import dtype_name
+from ..nn.sequential import first_leaf, is_activation
+from ._fitdata import host_xy, move_x
+from .metrics import get_metric
+
+__all__ = ["evaluate", "evaluate_arrays", "resolve_metric"]
+
+CHUNK_ROWS = 8192
+
+
+def resolve_metric(model: Any, metric: str | None = "auto") -> tuple[str | None, float | None]:
+    """``(metric name, threshold)``: "auto" gives accuracy for classifiers (threshold 0.5 on
+    sigmoid outputs, argmax on softmax) and r2 for regressors; None gives no metric."""
+    if metric is None:
+        return None, None
+    if metric == "auto":
+        metric = "accuracy" if model.task == "classification" else "r2"
+    get_metric(metric)  # unknown names fail here, before any training
+    sigmoid = is_activation(model.output_activation, "sigmoid")
+    return metric, (0.5 if sigmoid and metric == "accuracy" else None)
+
+
+def evaluate_arrays(
+    model: Any,
+    params: Any,
+    X: Any,
+    Y: Any,
+    metric: str | None,
+    threshold: float | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict[str, Any]:
+    """``{"loss": J, metric: value}`` as 0-d arrays of the backend (no host sync).
+
+    X (N, n_in) and Y (N, n_out) are arrays of the parameters' backend and dtype.
+    """
+    xp = model._check_xy(X, Y, params)
+    n = X.shape[0]
+    starts = range(0, n, chunk_rows)
+    parts = [model._forward(xp, params, X[i : min(i + chunk_rows, n), ...]) for i in starts]
+    z = xp.concat([p[0] for p in parts], axis=0) if len(parts) > 1 else parts[0][0]
+    a = xp.concat([p[1] for p in parts], axis=0) if len(parts) > 1 else parts[0][1]
+    out = {"loss": model._loss_value(xp, params, z, a, Y)}
+    if metric is not None:
+        out[metric] = get_metric(metric)(xp, a, Y, threshold=threshold)
+    return out
+
+
+def evaluate(
+    model: Any,
+    params: Any,
+    X: Any,
+    Y: Any,
+    *,
+    metric: str | None = "auto",
+    backend: Any = None,
+) -> dict[str, float]:
+    """Loss and metric of ``params`` on ``(X, Y)`` as Python floats.
+
+    ``X``, ``Y``: host data (NumPy arrays or lists; Y as targets (N, n_out) or integer labels
+    for softmax models), checked and moved to ``backend`` (default: the parameters' backend)
+    in the parameters' dtype; or arrays of another library already on that backend, used as
+    they are.
+    """
+    name, threshold = resolve_metric(model, metric)
+    be = backends.as_backend(backend) if backend is not None else None
+    be = be or backends.backend_of(first_leaf(params))
+    dtype = dtype_name(params)
+    if _is_host(X):
+        x_host, y_host = host_xy(model, X, Y)
+        X, Y = move_x(be, x_host, dtype, model), be.asarray(y_host, dtype)
+    values = evaluate_arrays(model, params, X, Y, name, threshold)
+    host = be.to_numpy(be.xp.stack(list(values.values())))
+    return dict(zip(values, (float(v) for v in host.tolist()), strict=True))
+
+
+def _is_host(X: Any) -> bool:
+    """NumPy arrays and lists are host data: checked, converted and moved like `fit`'s input."""
+    return isinstance(X, (list, tuple)) or type(X).__module__.split(".")[0] == "numpy"
