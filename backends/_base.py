@@ -119,6 +119,8 @@ class Library:
             module = self.import_module()
         except ImportError as exc:
             return Availability(False, self.not_installed_reason(exc))
+        except Exception as exc:  # a broken install or environment (a bad settings variable)
+            return Availability(False, self.import_failed_reason(exc))
         version = str(getattr(module, "__version__", ""))
         try:
             devices = tuple(self.list_devices())
@@ -137,6 +139,9 @@ class Library:
             f"pip install 'backprop-xp[{self.extra}]'" if self.extra else f"pip install {self.name}"
         )
         return f"{self.name} is not installed ({exc}); install it with: {hint}"
+
+    def import_failed_reason(self, exc: BaseException) -> str:
+        return f"{self.name} is installed but failed to import: {type(exc).__name__}: {exc}"
 
     def no_device_reason(self, exc: BaseException) -> str:
         return f"{self.name} is installed but cannot compute: {type(exc).__name__}: {exc}"

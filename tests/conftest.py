@@ -4,19 +4,58 @@ shape and device before values."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from collections.abc import Mapping
+
 import numpy as np
 import pytest
 
 import backends
+from backends import _registry
 
 BACKENDS = backends.known_backends()
 DTYPES = ["float32", "float64"]
+# The backends CI installs (pyproject.toml's "test" extra, .ci/run): there each must be usable.
+# A probe failure is a test failure, so a backend that silently broke cannot turn ~300 tests
+# into skips and CI green (see `unusable_action`).
+CI_BACKENDS = ("numpy", "jax", "torch", "array_api_strict")
+
+
+def in_ci(environ: Mapping[str, str] = os.environ) -> bool:
+    """The ``CI`` environment variable is true ("true" or "1", as CI services set it)."""
+    return environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def is_installed(name: str) -> bool:
+    """The backend's library is on the path (whether or not it imports or computes)."""
+    library = _registry._LIBRARIES[name]
+    return importlib.util.find_spec(library.import_name or library.name) is not None
+
+
+def unusable_action(
+    name: str, availability: backends.Availability, *, ci: bool, installed: bool
+) -> tuple[str, str]:
+    """What a test needing the unusable backend ``name`` does: ``("skip", why)`` or
+    ``("fail", why)``. Outside CI it skips. In CI a backend of `CI_BACKENDS` that is installed
+    must work, so its probe failure fails with the probe's reason; an absent library, or one
+    CI does not install (cupy: no GPU there), skips."""
+    message = f"backend {name} unusable here: {availability.reason}"
+    if ci and installed and name in CI_BACKENDS:
+        return ("fail", f"{message} (CI=true: {name} must be usable in CI)")
+    return ("skip", message)
 
 
 def backend_or_skip(name: str) -> backends.Backend:
+    """The backend ``name``; unusable: skip, or fail where `unusable_action` says CI needs it."""
     availability = backends.available_backends()[name]
     if not availability.ok:
-        pytest.skip(f"backend {name} unusable here: {availability.reason}")
+        action, message = unusable_action(
+            name, availability, ci=in_ci(), installed=is_installed(name)
+        )
+        if action == "fail":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return backends.get_backend(name)
 
 

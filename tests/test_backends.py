@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CI_BACKENDS, backend_or_skip, in_ci, unusable_action
 
 import backends
 from backends import _registry
+from backends._strict import StrictLibrary
 
 
 def test_every_known_backend_is_reported():
@@ -147,3 +149,62 @@ def test_compile_keeps_the_function_and_says_what_it_does(backend):
     else:
         assert compiled is f
         assert not backend.compiles and not backend.donates
+
+
+def test_an_import_that_raises_anything_is_a_reason_not_a_crash(monkeypatch):
+    """A library whose import raises something other than ImportError (array-api-strict with
+    ``ARRAY_API_STRICT_API_VERSION=bogus`` raises ValueError) is unusable with that error as the
+    reason; every other backend is still reported."""
+
+    def bad_import(self):
+        raise ValueError("Unsupported standard version 'bogus'")
+
+    monkeypatch.setattr(StrictLibrary, "import_module", bad_import)
+    _registry._probe.cache_clear()
+    try:
+        report = backends.available_backends()
+    finally:
+        monkeypatch.undo()
+        _registry._probe.cache_clear()
+    assert list(report) == backends.known_backends() and report["numpy"].ok
+    strict = report["array_api_strict"]
+    assert not strict.ok
+    assert strict.reason == (
+        "array_api_strict is installed but failed to import: "
+        "ValueError: Unsupported standard version 'bogus'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("1", True), ("TRUE", True), ("", False), ("false", False), ("0", False)],
+)
+def test_in_ci_reads_the_ci_variable(value, expected):
+    assert in_ci({"CI": value}) is expected
+    assert in_ci({}) is False
+
+
+def test_unusable_backends_skip_outside_ci_and_fail_in_ci():
+    """The rule `backend_or_skip` applies: in CI, a backend CI installs whose probe failed
+    fails with the probe's reason; a library that is absent, or that CI does not install, and
+    anything outside CI skip."""
+    broken = backends.Availability(False, "jax is installed but cannot compute: RuntimeError: x")
+    action, message = unusable_action("jax", broken, ci=True, installed=True)
+    assert action == "fail" and "RuntimeError: x" in message
+    assert unusable_action("jax", broken, ci=False, installed=True)[0] == "skip"
+    assert unusable_action("jax", broken, ci=True, installed=False)[0] == "skip"
+    assert unusable_action("cupy", broken, ci=True, installed=True)[0] == "skip"
+    assert set(CI_BACKENDS) == {"numpy", "jax", "torch", "array_api_strict"}
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail), ("", pytest.skip)])
+def test_backend_fixture_fails_in_ci_when_a_probe_raised(monkeypatch, ci, outcome):
+    """The fixture itself: jax installed but its probe raised. CI=true: the test fails with the
+    probe's reason (never a silent skip); elsewhere it skips with it."""
+    reason = "jax is installed but cannot compute: RuntimeError: probe raised"
+    report = dict(backends.available_backends(), jax=backends.Availability(False, reason))
+    monkeypatch.setattr(backends, "available_backends", lambda: report)
+    monkeypatch.setattr("conftest.is_installed", lambda name: True)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome.Exception, match="RuntimeError: probe raised"):
+        backend_or_skip("jax")

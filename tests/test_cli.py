@@ -387,3 +387,16 @@ def test_console_script_and_module_are_the_same():
     assert out.returncode == 0
     for command in ("train", "evaluate", "gradcheck", "backends"):
         assert command in out.stdout
+
+
+def test_a_run_directory_that_cannot_be_written_exits_1_with_one_line(capsys, tmp_path):
+    """An OSError (here: the run directory's parent is a regular file, which stops root too,
+    unlike chmod) is a runtime error: exit 1 and one ``error:`` line, no traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    args = ["train", CONFIGS / "xor.toml", "--run-dir", blocker / "run"]
+    code, _, err = run_cli(capsys, *args, "--set", "training.epochs=1", "--quiet")
+    assert code == 1, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "Error" in err and str(blocker) in err and "Traceback" not in err
+    assert blocker.read_text() == "not a directory"

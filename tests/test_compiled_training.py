@@ -13,17 +13,19 @@ from fit_helpers import blobs, classifier
 
 import backprop as bp
 from backprop.training import make_batch_step, make_epoch, make_step
+from backprop.training import step as step_module
+from backprop.training.fit import _Loop
 from backprop.training.optimizers import SGD, Adam
 
 # 60 rows in batches of 16: three full batches and a partial one of 12.
 X, LABELS = blobs(n_per_class=20)
 
 
-def _fit(backend, dtype="float64", **kwargs):
+def _fit(backend, dtype="float64", model=None, **kwargs):
     settings = dict(optimizer=Adam(0.01), backend=backend, dtype=dtype, epochs=3, batch_size=16)
     settings.update(verbose=0, seed=1)
     settings.update(kwargs)
-    return bp.fit(classifier(), X, LABELS, **settings)
+    return bp.fit(model or classifier(), X, LABELS, **settings)
 
 
 def test_compile_epoch_gives_the_step_by_step_numbers(backend, dtype):
@@ -51,8 +53,20 @@ def test_compile_epoch_defaults_to_the_backend(backend):
     def spy(run, loss):
         seen.append(run.step)
 
-    plain = _fit(backend, epochs=1)
-    hooked = _fit(backend, epochs=1, callbacks=[bp.LambdaCallback(on_batch_end=spy)])
+    loops = []  # one entry per `make_epoch` call that ran an epoch's full batches
+
+    def full_batches(self, *args, **kwargs):
+        loops.append(self.epoch_fn)
+        return full_batches_orig(self, *args, **kwargs)
+
+    full_batches_orig = _Loop._full_batches
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_Loop, "_full_batches", full_batches)
+        plain = _fit(backend, epochs=1)
+        assert len(loops) == (1 if backend.compiles else 0), "whole-epoch loop where it compiles"
+        loops.clear()
+        hooked = _fit(backend, epochs=1, callbacks=[bp.LambdaCallback(on_batch_end=spy)])
+        assert loops == []  # a per-batch callback keeps the per-step path
     assert seen == [1, 2, 3, 4]  # called after each step, with the step count of that step
     np.testing.assert_allclose(
         plain.history.step_losses, hooked.history.step_losses, rtol=100 * eps("float64")
@@ -185,3 +199,25 @@ def test_asarray_copies_host_data(backend):
 def test_asarray_converts_any_host_input_to_float32(backend, host):
     moved = backend.asarray(host, "float32")
     np.testing.assert_array_equal(to_host(backend, moved), np.asarray(host, dtype=np.float32))
+
+
+def test_compiled_steps_are_not_shared_by_models_of_the_same_sizes(monkeypatch):
+    """The compile cache's key is the model's whole structure, not its layer sizes: a tanh MLP
+    fitted after a relu MLP of the same sizes trains as tanh (as NumPy does), not with the relu
+    model's compiled step."""
+    jax_be = backend_or_skip("jax")
+    settings = dict(dtype="float32", epochs=1, batch_size=20)  # 3 full batches: one loop
+    sizes = (4, 9, 3)  # a model no other test compiles
+
+    def fit(backend, hidden):
+        return _fit(backend, model=classifier(sizes, hidden=hidden), **settings)
+
+    monkeypatch.setattr(step_module, "_COMPILED", type(step_module._COMPILED)())  # fresh cache
+    relu = fit(jax_be, "relu")
+    tanh = fit(jax_be, "tanh")
+    reference = fit(backend_or_skip("numpy"), "tanh")
+    np.testing.assert_allclose(tanh.history.step_losses, reference.history.step_losses, rtol=1e-5)
+    for a, b in zip(tanh.params, reference.params, strict=True):
+        for k in a:
+            np.testing.assert_allclose(to_host(jax_be, a[k]), b[k], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(tanh.history.step_losses, relu.history.step_losses, rtol=1e-3)

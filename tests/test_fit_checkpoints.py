@@ -594,3 +594,21 @@ def test_resume_equals_uninterrupted_float64(backend, runs, tmp_path):
     if not backend.supports_dtype("float64"):
         pytest.skip(f"{backend.name} on {backend.device_name} has no float64")
     _assert_resume_equals_uninterrupted(backend, CASES[1], "float64", runs, tmp_path)
+
+
+def test_resume_keeps_the_samples_seen_for_invscaling(tmp_path):
+    """InverseScaling's rate depends only on the samples seen (`Run.samples`, the checkpoint's
+    ``position.samples``), so it restarts at ``base_lr`` if a resume forgets them. Host-side
+    logic: NumPy suffices."""
+    be = backend_or_skip("numpy")
+    case = Case("sgd-invscaling", bp.SGD(lr=0.1), bp.get_schedule("invscaling", power_t=0.5))
+    straight = _fit(be, "float32", case, epochs=4)
+    _fit(be, "float32", case, epochs=2, callbacks=[_saver(tmp_path)])
+    assert bp.load_checkpoint(tmp_path / "last.npz").meta["position"]["samples"] == 2 * 80
+    resumed = _fit(
+        be, "float32", case, epochs=4, callbacks=[_saver(tmp_path)], resume=tmp_path / "last.npz"
+    )
+    expected_lr = [0.1 / (e * 80 + 1) ** 0.5 for e in range(4)]  # rate of each epoch's steps
+    np.testing.assert_allclose(straight.history["lr"], expected_lr, rtol=1e-12)
+    assert resumed.history["lr"] == straight.history["lr"]
+    _assert_same_run(be, "float32", resumed, straight)

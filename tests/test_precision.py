@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -344,3 +345,53 @@ def test_installed_cupy_has_the_compute_type_api():
     linalg = _cupy._compute_types()
     assert linalg is not None
     assert {"COMPUTE_TYPE_DEFAULT", "COMPUTE_TYPE_TF32"} <= set(dir(linalg))
+
+
+# -- the config's [backend] precision, as `train` applies it --------------------------------------
+def _jax_setting():
+    import jax
+
+    return jax.config.jax_default_matmul_precision
+
+
+def _torch_setting():
+    import torch
+
+    return (
+        torch.get_float32_matmul_precision(),
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "expected"),
+    [
+        ("jax", "float32", "highest"),
+        ("jax", "fast", "tensorfloat32"),
+        ("jax", "default", None),
+        ("torch", "float32", ("highest", False, False)),
+        ("torch", "fast", ("high", True, True)),
+        ("torch", "default", ("highest", False, True)),
+    ],
+)
+def test_configured_precision_is_the_library_setting_during_the_run(name, mode, expected):
+    """What a run's ``[backend] precision`` switches on, read from the library itself while the
+    run's backend is in use (on a CPU every mode gives the same numbers, so only the setting can
+    tell "float32" from a bfloat16 or TF32 one), and the record the manifest keeps says so."""
+    from backprop.app.config import load_config
+    from backprop.app.experiment import configured_backend
+
+    backend_or_skip(name)
+    read = {"jax": _jax_setting, "torch": _torch_setting}[name]
+    before = read()
+    cfg = load_config(
+        pathlib.Path(__file__).parent.parent / "configs" / "xor.toml",
+        [f"backend.name={name}", f"backend.precision={mode}"],
+    )
+    with configured_backend(cfg) as (be, record):
+        assert be.name == name and read() == expected
+        assert record["precision"]["mode"] == mode
+        key = "jax_default_matmul_precision" if name == "jax" else "float32_matmul_precision"
+        assert record["precision"][key] == str(expected if name == "jax" else expected[0])
+    assert read() == before
