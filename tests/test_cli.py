@@ -95,27 +95,6 @@ def test_train_writes_a_complete_run_directory(capsys, tmp_path):
     assert f"{test_accuracy:.2%}" in out
 
 
-def test_plot_or_a_note_when_matplotlib_is_missing(capsys, tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    code, out, _ = run_cli(
-        capsys, "train", CONFIGS / "xor.toml", "--run-dir", run, "--set", "training.epochs=3"
-    )
-    assert code == 0
-    png = run / "curves.png"
-    if pytest.importorskip("matplotlib", reason="plots need matplotlib"):
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
-    run2 = tmp_path / "run2"
-    code, out, _ = run_cli(
-        capsys, "train", CONFIGS / "xor.toml", "--run-dir", run2, "--set", "training.epochs=3"
-    )
-    assert code == 0
-    assert "note: matplotlib is not installed, so curves.png was skipped" in out
-    assert not (run2 / "curves.png").exists()
-    manifest = json.loads((run2 / "manifest.json").read_text())
-    assert "pip install 'backprop-xp[plot]'" in manifest["plot"]
-
-
 def test_run_directories_are_never_overwritten(capsys, tmp_path):
     run = tmp_path / "run"
     run.mkdir()

@@ -284,9 +284,25 @@ def test_stratified_keeps_class_proportions(counts, one_column, fraction):
     n_val = ceil(fraction * n)
     assert len(val) == n_val
     per_class = np.bincount(labels[val], minlength=len(counts))
-    exact = n_val * np.asarray(counts) / n
-    assert np.all(np.abs(per_class - exact) < 1.0), (per_class, exact)
+    _assert_largest_remainder(per_class, np.asarray(counts), n_val)
     assert np.all(np.bincount(labels[train], minlength=len(counts)) >= 1)
+
+
+def _assert_largest_remainder(per_class, counts, n_val):
+    """The documented allocation, checked exactly: class c gets floor(n_val * n_c / N) rows, plus
+    one for the classes with the largest remainders that can still spare a row (at least one
+    stays in training); equal remainders may go either way (ties are broken at random)."""
+    exact = n_val * counts / counts.sum()
+    base = np.floor(exact).astype(int)
+    extra = per_class - base
+    assert per_class.sum() == n_val, (per_class, n_val)
+    assert set(extra.tolist()) <= {0, 1}, (per_class, exact)
+    can_spare = counts - 1 - base > 0
+    assert not np.any(extra[~can_spare]), (per_class, exact)
+    remainder = exact - base
+    given, passed_over = remainder[extra == 1], remainder[(extra == 0) & can_spare]
+    if given.size and passed_over.size:  # every class given a row outranks every one passed over
+        assert given.min() >= passed_over.max(), (per_class, exact)
 
 
 def test_stratified_keeps_one_row_per_class_in_training_when_it_must():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import pathlib
 import time
@@ -216,7 +217,8 @@ def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, v
     folder = rundir.new_run_dir(cfg, run_dir) if save else None
     stored = {"resolved": cfg.to_dict(), "preprocessing": data.preprocessing}
     manifest = rundir.manifest(cfg, be, switches, data, model, command)
-    n_val = round(t.validation_split * len(data.x_train))
+    # fit holds out ceil(fraction * N) rows (backprop.data.weights.validation_split): say the same
+    n_val = math.ceil(t.validation_split * len(data.x_train))
     say(
         f"{cfg.data.name}: {len(data.x_train) - n_val} train"
         + (f" + {n_val} validation" if n_val else "")

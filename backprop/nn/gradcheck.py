@@ -2,8 +2,11 @@
 
 For each parameter element w_i: fd_i = (J(w + h e_i) - J(w - h e_i)) / (2h), compared with the
 analytic gradient. Truncation error is O(h**2 J''') and rounding error O(eps_64 * |J| / h); with
-float64 and h = 1e-6 both stay near 1e-10 relative, far below the 1e-7 tolerance, which a wrong
-derivative (a missing factor, a transposed matrix) exceeds by orders of magnitude.
+float64 and h = 1e-6 the largest relative error of a correct gradient, measured over the 62
+networks of tests/test_gradients.py (every accepted output/loss pair) on numpy and torch, is
+3e-10 to 5e-8 (median 1.4e-9; the largest with sigmoid layers): below the 1e-7 tolerance, which
+a wrong derivative (a missing factor, a transposed matrix) exceeds by orders of magnitude (a
+gradient off by 1% gives 1e-2).
 
 The perturbed copies are built with the Array API alone (``where`` on a one-hot mask), so the
 check runs on whatever backend the parameters live on and never modifies them.
