@@ -19,7 +19,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-__all__ = ["Component", "UnregisteredError", "check_saveable", "structural_key"]
+__all__ = [
+    "Component",
+    "UnregisteredError",
+    "build_component",
+    "check_saveable",
+    "short_spec",
+    "structural_key",
+]
 
 
 class UnregisteredError(TypeError):
@@ -117,3 +124,40 @@ def structural_key(obj: Any) -> Any:
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     return ("object", type(obj), id(obj))
+
+
+def build_component(registry: Any, base: type, spec: Any) -> Any:
+    """``base`` instance from a name, a ``{"name": ..., **hyperparameters}`` dict or an instance
+    (shared by activations and losses)."""
+    if isinstance(spec, base):
+        return spec
+    if isinstance(spec, dict):
+        rest = dict(spec)
+        name = rest.pop("name", None)
+        if name is None:
+            raise ValueError(
+                f"{registry.kind} spec {spec!r} has no 'name'; expected e.g. "
+                f'{{"name": "{registry.names()[0]}"}}'
+            )
+        return registry.build(name, base, **rest)
+    if isinstance(spec, type) and issubclass(spec, base):
+        raise TypeError(
+            f"received the {registry.kind} class {spec.__qualname__}; pass an instance "
+            f"({spec.__qualname__}()) or a registered name"
+        )
+    return registry.build(spec, base)
+
+
+def short_spec(obj: Component) -> Any:
+    """The name alone when every hyperparameter has its default; else the name and each
+    hyperparameter that differs or has no default."""
+    full = Component.spec(obj)
+    defaults = {}
+    for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = _plain(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = _plain(f.default_factory())
+    hyper = obj.hyperparameters()
+    changed = {k: v for k, v in hyper.items() if k not in defaults or v != defaults[k]}
+    return {"name": obj.name, **changed} if changed else full["name"]

@@ -24,7 +24,7 @@ import math
 from typing import Any, ClassVar
 
 from .._registry import Registry
-from ._component import Component
+from ._component import Component, build_component, short_spec
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation", "register"]
 
@@ -38,28 +38,6 @@ def get_activation(spec: Any) -> Activation:
     """An `Activation` from a registered name, a spec ``{"name": ..., **hyperparameters}`` or an
     instance (passed through)."""
     return build_component(ACTIVATIONS, Activation, spec)
-
-
-def build_component(registry: Registry, base: type, spec: Any) -> Any:
-    """``base`` instance from a name, a ``{"name": ..., **hyperparameters}`` dict or an instance
-    (shared by activations and losses)."""
-    if isinstance(spec, base):
-        return spec
-    if isinstance(spec, dict):
-        rest = dict(spec)
-        name = rest.pop("name", None)
-        if name is None:
-            raise ValueError(
-                f"{registry.kind} spec {spec!r} has no 'name'; expected e.g. "
-                f'{{"name": "{registry.names()[0]}"}}'
-            )
-        return registry.build(name, base, **rest)
-    if isinstance(spec, type) and issubclass(spec, base):
-        raise TypeError(
-            f"received the {registry.kind} class {spec.__qualname__}; pass an instance "
-            f"({spec.__qualname__}()) or a registered name"
-        )
-    return registry.build(spec, base)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -96,27 +74,7 @@ class Activation(Component):
     def spec(self) -> Any:
         """The registered name, or ``{"name": ..., **hyperparameters}`` when a hyperparameter
         differs from its default (``{"name": "leaky_relu", "slope": 0.1}``)."""
-        return _short_spec(self)
-
-
-def _short_spec(obj: Component) -> Any:
-    """The name alone when every hyperparameter has its default; else the name and each
-    hyperparameter that differs or has no default."""
-    full = Component.spec(obj)
-    defaults = {}
-    for f in dataclasses.fields(obj) if dataclasses.is_dataclass(obj) else ():
-        if f.default is not dataclasses.MISSING:
-            defaults[f.name] = _plain_default(f.default)
-        elif f.default_factory is not dataclasses.MISSING:
-            defaults[f.name] = _plain_default(f.default_factory())
-    hyper = obj.hyperparameters()
-    changed = {k: v for k, v in hyper.items() if k not in defaults or v != defaults[k]}
-    return {"name": obj.name, **changed} if changed else full["name"]
-
-
-def _plain_default(value: Any) -> Any:
-    """A field default in spec form (a component default as its spec)."""
-    return value.spec() if isinstance(value, Component) else value
+        return short_spec(self)
 
 
 SATURATION = 0.1  # f' below 10% of its peak: sigmoid outside (0.026, 0.974), |tanh| > 0.949

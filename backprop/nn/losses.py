@@ -37,8 +37,8 @@ import math
 from typing import Any, ClassVar
 
 from .._registry import Registry
-from ._component import Component
-from .activations import _short_spec, build_component, log_softmax, softplus
+from ._component import Component, build_component, short_spec
+from .activations import log_softmax, softplus
 
 __all__ = ["LOSSES", "Loss", "get_loss", "register"]
 
@@ -87,7 +87,7 @@ class Loss(Component):
     def spec(self) -> Any:
         """The registered name, or ``{"name": ..., **hyperparameters}`` when one differs from
         its default."""
-        return _short_spec(self)
+        return short_spec(self)
 
 
 @register("mse")
