@@ -29,6 +29,7 @@ from ..tree import tree_leaves, tree_map
 from ._component import check_saveable, structural_key
 from .activations import ACTIVATIONS
 from .layers import Layer, Train, build_layer
+from .layers._base import chain_shapes
 from .losses import get_loss
 
 __all__ = ["Params", "Sequential", "first_leaf", "is_activation"]
@@ -73,12 +74,7 @@ class Sequential:
             raise ValueError(f"alpha must be a real number >= 0, received {alpha!r}")
         self.alpha = float(alpha)
         self.input_shape = _check_input_shape(input_shape)
-        self.shapes = [self.input_shape]
-        for i, layer in enumerate(self.layers):
-            try:
-                self.shapes.append(tuple(layer.output_shape(self.shapes[-1])))
-            except ValueError as exc:
-                raise ValueError(f"layer {i} ({layer!r}): {exc}") from None
+        self.shapes = chain_shapes(self.layers, self.input_shape)
         self.output_shape = self.shapes[-1]
         out = self.output_activation
         allowed = self.loss_function.outputs

@@ -48,6 +48,7 @@ __all__ = [
     "Layer",
     "Train",
     "build_layer",
+    "chain_shapes",
     "register",
     "sum_to",
 ]
@@ -178,6 +179,18 @@ class Activated(Layer):
         """``dz = dy * f'(z)`` (f' from the cached output where it can be), then `backward_z`."""
         dz = self.activation.vjp(xp, cache.z, cache.a, dy)
         return self.backward_z(xp, params, cache, dz, need_dx=need_dx)
+
+
+def chain_shapes(layers: Sequence[Layer], input_shape: Shape, where: str = "layer") -> list[Shape]:
+    """``[input_shape, shape after layer 0, ...]`` through ``layers``; a layer that cannot take
+    its input raises ValueError naming it (``where`` and its index)."""
+    shapes = [tuple(input_shape)]
+    for i, layer in enumerate(layers):
+        try:
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
+        except ValueError as exc:
+            raise ValueError(f"{where} {i} ({layer!r}): {exc}") from None
+    return shapes
 
 
 def sum_to(xp: Any, g: Any, shape: Sequence[int]) -> Any:

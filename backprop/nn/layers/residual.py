@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from ._base import Layer, build_layer, register
+from ._base import Layer, build_layer, chain_shapes, register
 
 __all__ = ["Residual"]
 
@@ -53,30 +53,24 @@ class Residual(Layer):
         ]
 
     def _shapes(self, input_shape) -> list[tuple[int, ...]]:
-        """The input shape of every block layer, then the block's output shape."""
-        shapes = [tuple(input_shape)]
-        for i, layer in enumerate(self.layers):
-            try:
-                shapes.append(tuple(layer.output_shape(shapes[-1])))
-            except ValueError as exc:
-                raise ValueError(f"residual block layer {i} ({layer!r}): {exc}") from None
-        return shapes
-
-    def output_shape(self, input_shape):
-        shapes = self._shapes(input_shape)
+        """The input shape of every block layer, then the block's output shape, which must
+        equal its input shape."""
+        shapes = chain_shapes(self.layers, input_shape, "residual block layer")
         if shapes[-1] != shapes[0]:
             raise ValueError(
                 f"layer 'residual': its block maps input shape {shapes[0]} to {shapes[-1]}, but "
                 "x + block(x) needs the same shape; make the block's last layer output "
                 f"{shapes[0]} (e.g. Dense({shapes[0][-1]}) or Conv1D with padding='same')"
             )
-        return shapes[0]
+        return shapes
+
+    def output_shape(self, input_shape):
+        return self._shapes(input_shape)[0]
 
     def init(self, input_shape, rng):
-        shape = self.output_shape(input_shape)
-        shapes = self._shapes(shape)
+        shapes = self._shapes(input_shape)
         block = [layer.init(s, rng)[0] for layer, s in zip(self.layers, shapes, strict=False)]
-        return {"block": block}, shape
+        return {"block": block}, shapes[0]
 
     def forward(self, xp, params, x, *, train=False):
         h, caches = x, []
