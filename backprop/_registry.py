@@ -61,10 +61,6 @@ class Registry(Generic[T]):
 
         return add
 
-    def resolve(self, item: str | T, base: type) -> T:
-        """``item`` itself when it is a ``base`` instance, else the entry registered as ``item``."""
-        return item if isinstance(item, base) else self.get(item)
-
     def build(self, item: Any, base: type, **kwargs: Any) -> Any:
         """A ``base`` instance passes through (``kwargs`` must then be empty); a name builds the
         class registered under it with ``kwargs``. Bad keywords raise TypeError naming the kind."""

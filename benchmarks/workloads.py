@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from backprop import MLP
 from backprop.data import _host
 
 __all__ = [
@@ -94,7 +95,7 @@ def initial_params(w: Workload, dtype: str | None = None) -> list[dict[str, np.n
     host_dtype = dtype if dtype in ("float32", "float64") else "float32"
     return [
         {k: v.astype(host_dtype) for k, v in layer.items()}
-        for layer in _host.glorot_uniform(w.sizes, w.seed)
+        for layer in MLP(list(w.sizes)).init_host(w.seed)
     ]
 
 

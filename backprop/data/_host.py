@@ -1,18 +1,18 @@
-"""Host-side (NumPy) randomness: initial weights and batch orders. Host-only module.
+"""Host-side (NumPy) randomness and constants: the generator behind initial weights (each
+layer's ``init`` draws from it), batch orders and dropout masks. Host-only module.
 
-Random numbers are not part of the Array API standard, so they are drawn here with
+Random numbers are not part of the Array API standard, so they are drawn with
 ``numpy.random.Generator`` in float64 and then moved to the backend: the same seed gives the
 same numbers on every backend.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dropout_masks", "glorot_uniform", "np_rng", "ones", "take_rows", "zeros"]
+__all__ = ["dropout_masks", "np_rng", "ones", "take_rows", "zeros"]
 
 
 def np_rng(seed: int) -> np.random.Generator:
@@ -28,20 +28,6 @@ def zeros(shape: tuple[int, ...]) -> np.ndarray:
 def ones(shape: tuple[int, ...]) -> np.ndarray:
     """float64 ones on the host (scales)."""
     return np.ones(shape)
-
-
-def glorot_uniform(sizes: Sequence[int], seed: int) -> list[dict[str, np.ndarray]]:
-    """Glorot/Xavier-uniform weights, zero biases, float64, one dict per dense layer.
-
-    W ~ U(-r, r) with r = sqrt(6 / (n_in + n_out)); b = 0. Shapes W (n_in, n_out), b (n_out,).
-    """
-    rng = np.random.default_rng(seed)
-    layers = []
-    for n_in, n_out in itertools.pairwise(sizes):
-        limit = np.sqrt(6.0 / (n_in + n_out))
-        w = rng.uniform(-limit, limit, size=(n_in, n_out))
-        layers.append({"W": w, "b": np.zeros(n_out)})
-    return layers
 
 
 def dropout_masks(
