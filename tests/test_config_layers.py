@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from config_helpers import layered, problems_of
 
 from backprop import MLP, Sequential
 from backprop.app import experiment
@@ -44,16 +45,6 @@ epochs = 200
 batch_size = 4
 shuffle = false
 """
-
-
-def problems_of(raw: dict, **kwargs) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        config_from_dict(raw, **kwargs)
-    return info.value.problems
-
-
-def layered(*layers, **model) -> dict:
-    return {"data": {"name": "xor"}, "model": {"layers": list(layers), **model}}
 
 
 # -- layered configs train -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pathlib
 import sys
 
 import pytest
+from config_helpers import layered, problems_of
 
 from backprop import ACTIVATIONS
 from backprop.app._plugins import PluginError, import_plugins
@@ -14,16 +15,6 @@ from backprop.app.config import ConfigError, config_from_dict
 from backprop.nn.layers import LAYERS
 
 PLUGIN = pathlib.Path(__file__).parent / "plugins" / "cube_activation.py"
-
-
-def problems_of(raw: dict, **kwargs) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        config_from_dict(raw, **kwargs)
-    return info.value.problems
-
-
-def layered(*layers, **model) -> dict:
-    return {"data": {"name": "xor"}, "model": {"layers": list(layers), **model}}
 
 
 @pytest.fixture
