@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import re
 from typing import Any
 
-from ._configkinds import _closest, _is_number, _kind_of
+from ._configkinds import _closest, _is_number, _kind_of, shown
 from ._configmodel import check_model
 
 # The sections arrive as `backprop.app.config`'s dataclasses (BackendConfig, DataConfig,
@@ -111,6 +113,28 @@ def _check_dataset(data: DataConfig, problems: list[str]) -> None:
     )
 
 
+def absolute_data_paths(
+    data: DataConfig, base: str, overridden: set[tuple[str, ...]]
+) -> DataConfig:
+    """``data`` with its file options (a loader parameter annotated ``Path``: the ``npz`` and
+    ``csv`` ``path``) made absolute: a relative one is joined to ``base`` (the config file's
+    directory), or to the current directory when a ``--set`` (in ``overridden``) gave it."""
+    from ..data.datasets import dataset_parameters
+
+    options = dict(data.options)
+    parameters = dataset_parameters(data.name)
+    for key, value in data.options.items():
+        if isinstance(value, str) and value and _names_a_file(parameters.get(key)):
+            root = os.getcwd() if ("data", key) in overridden else base
+            options[key] = os.path.abspath(os.path.join(root, os.path.expanduser(value)))
+    return dataclasses.replace(data, options=options)
+
+
+def _names_a_file(parameter: inspect.Parameter | None) -> bool:
+    annotation = "" if parameter is None else str(parameter.annotation)
+    return "Path" in re.findall(r"\w+", annotation)
+
+
 def _check_options(
     where: str,
     options: dict[str, Any],
@@ -123,7 +147,7 @@ def _check_options(
     for key, value in options.items():
         if key not in parameters:
             problems.append(
-                f"{where} {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
+                f"{where} {shown(key)}: unknown key; {_closest(key, valid)}valid keys: {valid}"
             )
             continue
         kind = _kind_of(parameters[key])

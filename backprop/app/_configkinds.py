@@ -18,9 +18,23 @@ class ConfigError(ValueError):
     """A config that cannot run; ``problems`` lists every problem found (one line each)."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.source, self.problems = source, list(problems)
+        self.source, self.problems = source, [one_line(p) for p in problems]
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"config {source}: {count}:\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(
+            f"config {one_line(source)}: {count}:\n" + "\n".join(f"  - {p}" for p in self.problems)
+        )
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters written as escapes (a key or a
+    file name can hold them), so each problem is one line of the message."""
+    return "".join(
+        ascii(ch)[1:-1] if ch in _BREAKS or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 else ch
+        for ch in text
+    )
+
+
+_BREAKS = frozenset("\u2028\u2029")  # with C0, DEL and C1: what str.splitlines breaks on
 
 
 # -- value kinds and checks ----------------------------------------------------------------------
@@ -96,6 +110,11 @@ def _key(default: Any, kind: Kind, check: Check | None = None, doc: str = "") ->
     return dataclasses.field(default=default, metadata=meta)
 
 
+def shown(key: Any) -> str:
+    """A key as messages show it: as written when it is a plain name, else quoted."""
+    return key if isinstance(key, str) and key.replace("-", "_").isidentifier() else repr(key)
+
+
 def _closest(name: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
@@ -125,6 +144,58 @@ def _kind_of(parameter: inspect.Parameter) -> Kind:
         if default is not inspect.Parameter.empty and kind.test(default):
             return kind
     return either(STR, INT, FLOAT)
+
+
+# -- the shape of the whole config ---------------------------------------------------------------
+MAX_DEPTH = 32  # tables and arrays inside each other; the deepest shipped config has 6 levels
+
+
+def structure_problems(raw: Any, limit: int = MAX_DEPTH) -> list[str]:
+    """Nesting deeper than ``limit`` levels (a 900-deep or cyclic dict would overflow the
+    recursive checks), and strings or keys that are not Unicode text (lone surrogates: the
+    undecodable bytes of a command-line argument, which no file can hold). Walks without
+    recursion."""
+    problems: list[str] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), raw)]
+    while stack:
+        path, value = stack.pop()
+        if len(path) > limit:
+            return [
+                f"{_dotted(path[:4])}...: nested more than {limit} levels deep (tables, inline "
+                "tables or arrays inside each other); a config needs only a few levels: remove "
+                "the extra nesting"
+            ]
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            items = []
+        for key, item in items:
+            if isinstance(key, str) and not _is_text(key):
+                problems.append(f"{_dotted(path)}: the key {key!r} {_NOT_TEXT}")
+            stack.append(((*path, key), item))
+        if isinstance(value, str) and not _is_text(value):
+            problems.append(f"{_dotted(path)}: {value!r} {_NOT_TEXT}")
+    return problems
+
+
+_NOT_TEXT = (
+    "is not valid Unicode text (an undecodable byte, e.g. from a command-line argument in "
+    "another encoding); write it as UTF-8"
+)
+
+
+def _is_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "."
 
 
 # -- reading a section ---------------------------------------------------------------------------
@@ -167,7 +238,7 @@ def read_section(
         else:
             valid = [*fields]
             problems.append(
-                f"[{label}] {key}: unknown key; {_closest(key, valid)}valid keys: {valid}"
+                f"[{label}] {shown(key)}: unknown key; {_closest(key, valid)}valid keys: {valid}"
             )
     for name, f in fields.items():
         if (

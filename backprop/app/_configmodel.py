@@ -32,7 +32,7 @@ from ._configkinds import (
     fraction,
     list_of,
 )
-from ._toml import _toml_value
+from ._toml import inline_toml
 
 __all__ = ["ModelConfig", "check_model"]
 
@@ -252,7 +252,7 @@ def _layer(where: str, spec: Any, problems: list[str]) -> Any:
 
 def _describe(value: Any) -> str:
     try:
-        return _toml_value(value)
+        return inline_toml(value)
     except TypeError:
         return repr(value)
 
