@@ -503,7 +503,7 @@ def test_last_checkpoint_every_n_epochs(backend, tmp_path):
     assert [epoch for epoch, _ in seen] == [None, 2, 2, 4, 5]
     ckpt = bp.load_checkpoint(tmp_path / "last.npz")
     _assert_params_equal(_host(None, ckpt.trees["params"]), seen[4][1])
-    assert [r["epoch"] for r in ckpt.meta["history"]["records"]] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in bp.History.from_checkpoint(ckpt).records] == [1, 2, 3, 4, 5]
     assert _files(tmp_path) == {"last.npz"}
 
 

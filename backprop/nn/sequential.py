@@ -26,15 +26,24 @@ import backends
 
 from ..data import _host
 from ..tree import tree_leaves, tree_map
+from ._checks import (
+    _check_float,
+    _check_input_shape,
+    _check_shape,
+    _shapes,
+    float_dtype_name,
+    params_mismatch,
+)
 from ._component import check_saveable, structural_key
 from .activations import ACTIVATIONS
 from .layers import Layer, Train, build_layer
 from .layers._base import chain_shapes
 from .losses import get_loss
 
-__all__ = ["Params", "Sequential", "first_leaf", "is_activation"]
+__all__ = ["Params", "Sequential", "first_leaf", "float_dtype_name", "is_activation"]
 
 Params = list[Any]
+_INF = float("inf")
 
 
 class Sequential:
@@ -70,8 +79,11 @@ class Sequential:
             raise ValueError("layers must hold at least one layer, received an empty list")
         self.layers = tuple(build_layer(layer) for layer in layers)
         self.loss_function = get_loss(loss)
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha >= 0:
-            raise ValueError(f"alpha must be a real number >= 0, received {alpha!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha < _INF:
+            raise ValueError(
+                f"alpha must be a real number >= 0, received {alpha!r}; the L2 penalty "
+                "alpha/(2N)*sum(W**2) needs a finite value such as 1e-4 (0 for none)"
+            )
         self.alpha = float(alpha)
         self.input_shape = _check_input_shape(input_shape)
         self.shapes = chain_shapes(self.layers, self.input_shape)
@@ -157,9 +169,8 @@ class Sequential:
     def init(self, seed: int = 0, backend: Any = "numpy", dtype: str = "float32") -> Params:
         """Every layer's parameters, drawn in layer order from one host generator seeded with
         ``seed`` (float64, then cast), moved to ``backend``: the same numbers on every backend."""
-        be = backends.as_backend(backend)
-        host = self.init_host(seed)
-        return [tree_map(lambda v: be.asarray(v, dtype), p) for p in host]
+        be, dtype = backends.as_backend(backend), float_dtype_name(dtype)
+        return [tree_map(lambda v: be.asarray(v, dtype), p) for p in self.init_host(seed)]
 
     def init_host(self, seed: int = 0) -> list[Any]:
         """`init`'s parameters as host NumPy float64 arrays."""
@@ -280,21 +291,15 @@ class Sequential:
     def _check_params(self, params: Params) -> None:
         n = len(self.layers)
         if not isinstance(params, (list, tuple)) or len(params) != n:
+            got = f" of length {len(params)}" if isinstance(params, (list, tuple)) else ""
             raise ValueError(
                 f"params must be a list of {n} layer dicts (from model.init), received "
-                + (
-                    f"{type(params).__name__} of length {len(params)}"
-                    if isinstance(params, (list, tuple))
-                    else type(params).__name__
-                )
+                f"{type(params).__name__}{got}"
             )
         for i, (expected, p) in enumerate(zip(self.param_shapes(), params, strict=True)):
             got = _shapes(p)
             if got != expected:
-                raise ValueError(
-                    f"params[{i}] has {_describe(got)}; this model expects {_describe(expected)} "
-                    f"(layer {i}: {self.layers[i]!r}); pass the params model.init gives"
-                )
+                raise ValueError(params_mismatch(i, self.layers[i], got, expected))
 
     def _check_x(self, X: Any, params: Params, ref: Any = None) -> Any:
         """Check params and X; return the shared array namespace. ``ref``: the first parameter
@@ -336,8 +341,12 @@ class Sequential:
         )
         _check_float(xp, "Y", Y)
         nx, ny = X.shape[-1 - len(self.input_shape)], Y.shape[-1 - len(self.output_shape)]
-        if nx != ny:
-            raise ValueError(f"X has {nx} rows but Y has {ny}; they must have the same rows")
+        if nx != ny or not nx:
+            raise ValueError(
+                f"X has {nx} rows but Y has {ny}; they must have the same rows"
+                if nx != ny
+                else f"X has no rows (shape {tuple(X.shape)}); the loss needs at least one row"
+            )
         want = ref.dtype if ref is not None else X.dtype
         if Y.dtype != want:
             raise TypeError(f"Y has dtype {Y.dtype} but X has {want}; they must match")
@@ -358,65 +367,6 @@ def is_activation(activation: Any, name: str) -> bool:
 
 def _act_name(activation: Any) -> str:
     return "none" if activation is None else activation.name or type(activation).__qualname__
-
-
-def _check_input_shape(shape: Any) -> tuple[int, ...]:
-    if shape is None:
-        raise ValueError(
-            "Sequential needs input_shape, one example's shape without the batch axis: "
-            "input_shape=(n_features,) or (length, channels)"
-        )
-    dims = [shape] if isinstance(shape, numbers.Integral) else shape
-    try:
-        dims = list(dims)
-    except TypeError:
-        raise TypeError(
-            f"input_shape must be an int or a tuple of ints, received {shape!r}"
-        ) from None
-    if not dims or any(
-        isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims
-    ):
-        raise ValueError(f"input_shape must be positive ints, received {shape!r}")
-    return tuple(int(d) for d in dims)
-
-
-def _shapes(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: v.shape if hasattr(v, "shape") else _shapes(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return [_shapes(v) for v in tree]
-    shape = getattr(tree, "shape", None)
-    return tuple(shape) if shape is not None else type(tree).__name__
-
-
-def _describe(shapes: Any) -> str:
-    if isinstance(shapes, dict):
-        return (
-            "no parameters"
-            if not shapes
-            else ", ".join(f"{k} {_describe(v)}" for k, v in shapes.items())
-        )
-    if isinstance(shapes, list):
-        return "[" + "; ".join(_describe(v) for v in shapes) + "]"
-    return str(tuple(shapes)) if isinstance(shapes, tuple) else str(shapes)
-
-
-def _check_shape(name: str, arr: Any, shape: tuple[int, ...], what: str) -> None:
-    got = getattr(arr, "shape", None)
-    if got is None:
-        raise TypeError(f"{name} must be an array, received {type(arr).__name__}")
-    k = len(shape)
-    if len(got) < k + 1 or tuple(got[-k:]) != tuple(shape):
-        want = "(N, " + ", ".join(str(d) for d in shape) + ")"
-        size = f"{what} = {shape[0]}" if k == 1 else f"{what} = {shape}"
-        raise ValueError(f"{name} must have shape {want} ({size}), received {tuple(got)}")
-
-
-def _check_float(xp: Any, name: str, arr: Any) -> None:
-    if not xp.isdtype(arr.dtype, "real floating"):
-        raise TypeError(
-            f"{name} must have a real floating dtype (float32 or float64), received {arr.dtype}"
-        )
 
 
 def first_leaf(params: Any) -> Any:

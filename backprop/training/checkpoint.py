@@ -6,8 +6,9 @@ array library is imported. The file, written by ``np.savez`` to exactly ``path``
 * one member per leaf, keyed by tree name and path (``"params/0/W"``, ``"opt_state/t"``; a tree
   that is a single array is keyed by its name alone);
 * ``"__meta__"``: UTF-8 JSON as a uint8 array, ``{"format": FORMAT, "version": VERSION,
-  "trees": {name: skeleton}, "meta": <user meta>}``, a skeleton being the tree with each array
-  replaced by its leaf key.
+  "trees": {name: skeleton}, "meta": <user meta>, "host": [names]}``, a skeleton being the tree
+  with each array replaced by its leaf key; "host" lists the trees saved from ``host_trees``
+  (NumPy arrays that load back as NumPy arrays, as saved, whatever the backend).
 
 `Checkpoint.meta` is only the user metadata, as saved; the internal keys sit beside it in the
 file, never inside it. Tuples (in meta and in trees) come back as lists; ints of any size (NumPy
@@ -15,6 +16,9 @@ file, never inside it. Tuples (in meta and in trees) come back as lists; ints of
 On load floats keep their saved dtype unless ``dtype`` is given; integer leaves become int32 on a
 backend (the one integer type every backend has; a value that does not fit is an error); with
 ``backend=None`` every leaf is the NumPy array that was saved.
+
+Files get the mode an ordinary new file gets (0o666 less the umask); a save removes the
+temporary files an interrupted save of the same file name left (``.NAME.XXXXXXXX.tmp``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import tempfile
 from typing import Any
 
@@ -65,9 +70,16 @@ class Checkpoint:
 
 # -- saving ------------------------------------------------------------------------------------
 def save_checkpoint(
-    path: str | os.PathLike, trees: dict[str, Any], meta: dict, backend: Any = None
+    path: str | os.PathLike,
+    trees: dict[str, Any],
+    meta: dict,
+    backend: Any = None,
+    host_trees: dict[str, Any] | None = None,
 ) -> pathlib.Path:
     """Write ``trees`` (name -> pytree of ``backend`` arrays) and JSON ``meta`` to ``path``.
+
+    ``host_trees``: more trees, of NumPy arrays, that `load_checkpoint` returns as NumPy arrays
+    as saved (no backend, no dtype conversion): e.g. the float64 history of a float32 run.
 
     The write is atomic: a temporary file in the same directory is written, flushed, fsync'ed
     and renamed onto ``path``, so a failure leaves any earlier checkpoint there untouched.
@@ -82,14 +94,23 @@ def save_checkpoint(
             f"trees and meta must be dicts, received {type(trees).__name__} and "
             f"{type(meta).__name__}"
         )
+    host_trees = dict(host_trees or {})
+    if set(host_trees) & set(trees):
+        raise CheckpointError(
+            f"tree names {sorted(set(host_trees) & set(trees))} are given as trees and as "
+            "host_trees; give each name once"
+        )
     to_host = np.asarray if backend is None else backend.to_numpy
     arrays: dict[str, np.ndarray] = {}
     skeletons = {}
-    for name, tree in trees.items():
+    for name, tree in [*trees.items(), *host_trees.items()]:
         _check_tree_name(name)
-        skeletons[name] = _flatten(tree, name, arrays, to_host)
+        move = np.asarray if name in host_trees else to_host
+        skeletons[name] = _flatten(tree, name, arrays, move)
     _check_json(meta, "meta")
     header = {"format": FORMAT, "version": VERSION, "trees": skeletons, "meta": meta}
+    if host_trees:
+        header["host"] = list(host_trees)
     arrays[_META_KEY] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     _write_atomic(path, arrays)
     return path
@@ -153,12 +174,14 @@ def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0o600; a checkpoint is a file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
+        _remove_stale_temporaries(path)
     except Exception as exc:  # OSError mostly; anything else still must not leave a partial file
         raise CheckpointError(
             f"could not write checkpoint {path}: {type(exc).__name__}: {exc}; check free disk "
@@ -170,6 +193,27 @@ def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
                 os.unlink(tmp)
 
 
+def _umask() -> int:
+    """The process's umask (Linux: read, not set; elsewhere set and restored at once)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = pathlib.Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temporaries(path: pathlib.Path) -> None:
+    """Delete the temporary files of earlier saves of ``path`` that never finished (a killed
+    process): ``.NAME.`` + mkstemp's 8 random characters + ``.tmp``, nothing else."""
+    stale = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            if stale.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 # -- loading -----------------------------------------------------------------------------------
 def load_checkpoint(
     path: str | os.PathLike, backend: Any = None, dtype: str | None = None
@@ -178,16 +222,23 @@ def load_checkpoint(
 
     Arrays are moved with ``backend.asarray`` (NumPy arrays are returned when ``backend`` is
     None). ``dtype`` ("float32" or "float64") converts float leaves; None keeps the saved dtype.
-    Integer leaves become int32 on a backend. Raises `CheckpointError` naming the file for a
-    missing, foreign, truncated, corrupt or too-new checkpoint.
+    Integer leaves become int32 on a backend. Trees saved as ``host_trees`` come back as the
+    NumPy arrays saved, whatever ``backend`` and ``dtype``. Raises `CheckpointError` naming the
+    file for a missing, foreign, truncated, corrupt or too-new checkpoint.
     """
     if dtype not in (None, "float32", "float64"):
         raise CheckpointError(f"dtype must be None, 'float32' or 'float64', received {dtype!r}")
     path = pathlib.Path(path)
     arrays = _read_members(path)
     header = _read_header(path, arrays)
+    host = header.get("host", [])
     trees = {
-        name: _rebuild(skeleton, arrays, path, lambda a, k: _to_backend(a, k, backend, dtype))
+        name: _rebuild(
+            skeleton,
+            arrays,
+            path,
+            (lambda a, k: a) if name in host else (lambda a, k: _to_backend(a, k, backend, dtype)),
+        )
         for name, skeleton in header["trees"].items()
     }
     return Checkpoint(meta=header["meta"], trees=trees, path=path)
@@ -244,6 +295,9 @@ def _read_header(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> dict[str,
         )
     if not isinstance(header.get("trees"), dict) or not isinstance(header.get("meta"), dict):
         raise CheckpointError(f"checkpoint {path} has corrupt metadata (no trees or meta)")
+    host = header.get("host", [])
+    if not isinstance(host, list) or not all(isinstance(h, str) for h in host):
+        raise CheckpointError(f"checkpoint {path} has corrupt metadata (host {host!r})")
     return header
 
 
