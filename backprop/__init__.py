@@ -23,7 +23,7 @@ from .training import callbacks, metrics, optimizers, schedules
 from .training.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .training.evaluation import evaluate
-from .training.fit import FitResult, Run, TrainingDiverged, fit
+from .training.fit import FitResult, Run, TrainingDiverged, TrainingInterrupted, fit
 from .training.history import History
 from .training.metrics import METRICS, get_metric
 from .training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
@@ -63,6 +63,7 @@ __all__ = [
     "Sequential",
     "TrainResult",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "UnknownNameError",
     "UnregisteredError",
     "activations",

@@ -23,9 +23,18 @@ from ..tree import tree_map
 from . import _arrays as arrays
 from ._rules import SklearnRules, Tracker
 
-__all__ = ["FitMixin"]
+__all__ = ["FitMixin", "SolverDiverged"]
 
 _SEED_BOUND = 2**31 - 1  # fit's seed is drawn from random_state in [0, 2**31 - 1)
+
+
+class SolverDiverged(TrainingDiverged, ValueError):
+    """``fit`` or ``partial_fit`` of `MLPClassifier` / `MLPRegressor` diverged: the loss or the
+    weights became NaN or infinite, or an epoch's training loss exceeded 10 times the
+    untrained network's. A `backprop.TrainingDiverged` (``result``: the weights of the last
+    good epoch; ``reason``: what went wrong) and a ``ValueError``, the type scikit-learn raises
+    for non-finite weights. The estimator keeps its previous attributes. Lower
+    ``learning_rate_init`` or scale the inputs (``StandardScaler`` in a ``Pipeline``)."""
 
 
 class FitMixin:
@@ -161,10 +170,13 @@ class FitMixin:
                 **settings,
             )
         except TrainingDiverged as exc:
-            raise ValueError(
-                f"Solver produced non-finite parameter weights: {exc}. Scale the inputs (e.g. "
-                "StandardScaler in a Pipeline) or lower learning_rate_init."
-            ) from exc
+            raise SolverDiverged(
+                f"{type(self).__name__} diverged: {exc.reason or exc}. Lower learning_rate_init "
+                f"(now {self.learning_rate_init:g}) or scale the inputs (e.g. StandardScaler in "
+                "a Pipeline)",
+                exc.result,
+                exc.reason,
+            ) from None
         return result, tracker
 
     def _n_train(self, n: int) -> int:

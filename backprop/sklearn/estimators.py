@@ -35,8 +35,9 @@ from sklearn.utils.multiclass import (
 
 from . import _arrays as arrays
 from ._base import _OUTPUTS, FLOATS, BaseMLP
+from ._fit import SolverDiverged
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "SolverDiverged"]
 
 _PARAMETERS = """
     Parameters
@@ -106,6 +107,16 @@ _ATTRIBUTES = """
     backend_, device_ : where the last call trained
 """
 
+_RAISES = """
+    Raises
+    ------
+    SolverDiverged
+        From ``fit`` and ``partial_fit`` when training diverges: the loss or weights become NaN
+        or infinite, or an epoch's training loss exceeds 10 times the untrained network's. A
+        ``ValueError`` and a `backprop.TrainingDiverged`. Lower ``learning_rate_init`` or scale
+        the inputs.
+"""
+
 _CLASS_WEIGHT = """    class_weight : dict, "balanced" or None, default=None
         Ours: ``{class label: weight}`` or "balanced" (n_samples / (n_classes * count)), folded
         into the per-sample weights (not for multilabel targets).
@@ -122,7 +133,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     softmax with cross-entropy, multilabel indicator targets one logistic unit per label.
     """
 
-    __doc__ = (__doc__ or "") + _PARAMETERS + _CLASS_WEIGHT + _ATTRIBUTES + _CLASSES
+    __doc__ = (__doc__ or "") + _PARAMETERS + _CLASS_WEIGHT + _ATTRIBUTES + _CLASSES + _RAISES
 
     _parameter_constraints: ClassVar[dict] = {
         **BaseMLP._parameter_constraints,
@@ -339,7 +350,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     Identity outputs, one per target column, with the squared error 0.5 * mean((a - y)**2).
     """
 
-    __doc__ = (__doc__ or "") + _PARAMETERS + _ATTRIBUTES
+    __doc__ = (__doc__ or "") + _PARAMETERS + _ATTRIBUTES + _RAISES
 
     _score_column = "r2"
 

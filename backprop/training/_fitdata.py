@@ -9,7 +9,7 @@ from typing import Any
 import backends
 
 from ..data import _host
-from ..data.checks import prepare_xy
+from ..data.checks import DataError, prepare_xy
 from ..data.weights import compute_sample_weight, validation_split
 from ..nn.sequential import Params, Sequential
 from ..tree import tree_map
@@ -122,6 +122,8 @@ def prepare_data(
 ) -> FitData:
     """Check, split, weight and move the data once."""
     x, y = host_xy(model, X, Y)
+    dtype = s["dtype"]
+    check_castable(be, dtype, X=x, Y=y)
     x_val = y_val = None
     if s["validation_split"]:
         compute_sample_weight(y, class_weight, sample_weight)  # checks them against all rows
@@ -133,8 +135,10 @@ def prepare_data(
             sample_weight = _host.take_rows(sample_weight, train_idx)
     elif validation_data is not None:
         x_val, y_val = host_xy(model, *validation_data)
+        check_castable(be, dtype, **{"validation_data X": x_val, "validation_data Y": y_val})
     w = compute_sample_weight(y, class_weight, sample_weight)
-    dtype = s["dtype"]
+    if w is not None:
+        check_castable(be, dtype, **{"the sample weights": w})
     return FitData(
         x=move_x(be, x, dtype, model),
         y=be.asarray(y, dtype),
@@ -142,6 +146,27 @@ def prepare_data(
         x_val=None if x_val is None else move_x(be, x_val, dtype, model),
         y_val=None if y_val is None else be.asarray(y_val, dtype),
     )
+
+
+def check_castable(be: Any, dtype: str, **arrays: Any) -> None:
+    """Raise `DataError` when a host float array holds a value beyond the largest finite
+    number of the training ``dtype`` (it would become infinite when moved to the backend).
+
+    ``arrays``: host NumPy arrays by the name the message gives them; integer and boolean
+    arrays always fit (float32 holds up to about 3.4e38).
+    """
+    top = float(be.xp.finfo(be.dtype(dtype)).max)
+    for name, host in arrays.items():
+        if host.dtype.kind != "f" or host.size == 0:
+            continue
+        largest = max(float(host.max()), -float(host.min()))  # no |host| copy of big data
+        if largest > top:
+            fix = ' or train with dtype="float64"' if dtype != "float64" else ""
+            raise DataError(
+                f"{name} holds values up to {largest:.4g} in absolute value, beyond the largest "
+                f"{dtype} ({top:.4g}): moved to the backend in {dtype} they would become "
+                f"infinite; scale the data (e.g. standardize it){fix}"
+            )
 
 
 def check_fit_args(
@@ -153,12 +178,16 @@ def check_fit_args(
     params: Any,
     resume: Any,
     opt_state: Any = None,
-) -> None:
+) -> tuple[int, int, int]:
+    """Refuse bad arguments; return ``(epochs, batch_size, seed)`` as Python ints (NumPy
+    integers such as ``np.int64(2)`` are accepted: any `numbers.Integral` but bool)."""
+    import numbers  # here, not at the top: this function's checks are all that use it
+
     ints = {"epochs": (epochs, 1), "batch_size": (batch_size, 1), "seed": (seed, 0)}
     for name, (value, low) in ints.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}")
-    ok = isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
+    ok = isinstance(validation_split, numbers.Real) and not isinstance(validation_split, bool)
     if not ok or not 0 <= validation_split < 1:
         raise ValueError(
             f"fit: validation_split must be a number in [0, 1), received {validation_split!r}"
@@ -178,6 +207,7 @@ def check_fit_args(
         raise ValueError(
             "fit: give opt_state or resume, not both (a checkpoint holds its optimizer state)"
         )
+    return int(epochs), int(batch_size), int(seed)
 
 
 def check_devices(be: Any, batch_size: int, n: int) -> None:

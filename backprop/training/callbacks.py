@@ -38,6 +38,13 @@ class Callback:
 
     def on_train_end(self, run: Any) -> None: ...
 
+    def on_interrupt(self, run: Any) -> None:
+        """Runs instead of ``on_train_end`` when training is interrupted (Ctrl-C) during an
+        epoch, once `backprop.fit` has put ``run`` back at the end of the last finished epoch
+        (parameters, optimizer and schedule state, position, RNG states, history, and every
+        callback's `state_dict`); `backprop.fit` then raises `TrainingInterrupted`. The place
+        to save what the run needs to be resumed (`ModelCheckpoint` writes ``last.npz``)."""
+
     def state_dict(self) -> dict[str, Any]:
         """JSON-ready state saved in checkpoints (counters, best values)."""
         return {}
@@ -59,12 +66,14 @@ class LambdaCallback(Callback):
         on_batch_end: Callable[[Any, Any], None] | None = None,
         on_epoch_end: Callable[[Any], None] | None = None,
         on_train_end: Callable[[Any], None] | None = None,
+        on_interrupt: Callable[[Any], None] | None = None,
     ) -> None:
         for name, fn in {
             "on_train_begin": on_train_begin,
             "on_batch_end": on_batch_end,
             "on_epoch_end": on_epoch_end,
             "on_train_end": on_train_end,
+            "on_interrupt": on_interrupt,
         }.items():
             if fn is not None:
                 if not callable(fn):
@@ -167,10 +176,10 @@ class EarlyStopping(_Monitor):
 
 class ModelCheckpoint(_Monitor):
     """Write ``directory/last.npz`` every ``every`` epochs and at the run's last epoch and, with
-    ``keep_best``, ``directory/best.npz`` whenever ``monitor`` improves. Both are complete
+    ``keep_best``, ``directory/best.npz`` whenever ``monitor`` improves; when training is
+    interrupted, ``last.npz`` of the last finished epoch (`on_interrupt`). Both are complete
     checkpoints (params, optimizer state, schedule, RNG, history) that ``fit(..., resume=path)``
-    continues from; each
-    write is atomic, so an interrupted run leaves the previous file intact.
+    continues from; each write is atomic, so a killed run leaves the previous file intact.
     """
 
     def __init__(
@@ -187,11 +196,13 @@ class ModelCheckpoint(_Monitor):
             raise ValueError(f"ModelCheckpoint: every must be an int >= 1, received {every!r}")
         self.directory, self.every, self.keep_best = pathlib.Path(directory), every, keep_best
         self._improved_now = False
+        self._saved_epoch: int | None = None  # the epoch last.npz was last written at
 
     def on_train_begin(self, run: Any) -> None:
         """A model that cannot be saved (an unregistered component) fails here, before any
         training, not at the first checkpoint write."""
         run.model.check_saveable()
+        self._saved_epoch = None
 
     @property
     def last_path(self) -> pathlib.Path:
@@ -213,5 +224,13 @@ class ModelCheckpoint(_Monitor):
         final = run.stop_training or run.epoch == run.settings["epochs"]
         if run.epoch % self.every == 0 or final:
             run.save_checkpoint(self.last_path)
+            self._saved_epoch = run.epoch
         if self._improved_now:
             run.save_checkpoint(self.best_path)
+
+    def on_interrupt(self, run: Any) -> None:
+        """Write ``last.npz`` for the last finished epoch unless this run already did, so
+        ``fit(..., resume=last_path)`` continues exactly where the interrupted run was."""
+        if self._saved_epoch != run.epoch:
+            run.save_checkpoint(self.last_path)
+            self._saved_epoch = run.epoch

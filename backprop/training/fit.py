@@ -19,9 +19,10 @@ optimizer state, `History`). What happens, in order:
 4. The loss is read back only every ``log_every`` steps (for the progress bar) and once per
    epoch, together with the validation loss and metric, the finiteness check of the parameters
    and the diagnostics: one host<->device sync per epoch on GPU backends.
-5. A non-finite loss or parameter raises `TrainingDiverged`, whose ``result`` holds the last
-   good parameters (those of the last finished epoch); checkpoints are never overwritten with bad
-   values.
+5. A non-finite loss or parameter, or an epoch's loss above ``divergence_factor`` times the
+   untrained model's, raises `TrainingDiverged` with the last finished epoch's parameters in
+   ``result``; checkpoints are never overwritten with bad values. Ctrl-C puts the run back at
+   the last finished epoch, calls the callbacks' ``on_interrupt`` and raises `TrainingInterrupted`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ import backends
 from ..data import _host
 from ..data.checks import DataError
 from ..nn.model import dtype_name
-from ..nn.sequential import Params, Sequential
+from ..nn.sequential import Params, Sequential, float_dtype_name
 from ..tree import tree_map
-from . import _progress
+from . import _divergence, _progress
 from ._epoch_end import make_epoch_end
 from ._fitdata import (
     FitData,
@@ -51,6 +52,7 @@ from ._fitdata import (
     move_params,
     prepare_data,
 )
+from ._snapshot import Snapshot
 from .callbacks import Callback
 from .evaluation import resolve_metric
 from .history import History
@@ -59,15 +61,27 @@ from .run import Run
 from .schedules import Schedule, get_schedule
 from .step import make_batch_step, make_epoch
 
-__all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "fit"]
+__all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "TrainingInterrupted", "fit"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss or the parameters became NaN or infinite; ``result`` keeps the last good ones."""
+    """The loss or the parameters became NaN or infinite, or an epoch's loss exceeded
+    ``divergence_factor`` times the untrained model's. ``result`` keeps the last good parameters;
+    ``reason``: what went wrong (the message without the advice)."""
 
-    def __init__(self, message: str, result: FitResult) -> None:
+    def __init__(self, message: str, result: FitResult, reason: str | None = None) -> None:
         super().__init__(message)
-        self.result = result
+        self.result, self.reason = result, reason
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an epoch. ``result``: a `FitResult` at the end of the last finished epoch;
+    ``run``: the `Run` put back there (parameters, optimizer and schedule state, position, RNG
+    states, history), as callbacks saw it in ``on_interrupt`` (`ModelCheckpoint` saves it)."""
+
+    def __init__(self, message: str, result: FitResult, run: Run) -> None:
+        super().__init__(message)
+        self.result, self.run = result, run
 
 
 @dataclasses.dataclass
@@ -122,6 +136,7 @@ def fit(
     opt_state: Any = None,
     resume: Any = None,
     diagnostics: bool = False,
+    divergence_factor: float | None = 10.0,
     log_every: int | None = None,
     compile_epoch: bool | None = None,
     verbose: int = 1,
@@ -158,6 +173,9 @@ def fit(
     resume : path of a checkpoint to continue from (same model, optimizer, schedule, batch size,
         seed and validation split); training continues up to ``epochs`` in total.
     diagnostics : add per-layer gradient-flow columns to the history (`backprop.diagnostics`).
+    divergence_factor : an epoch whose mean training loss exceeds this many times the loss of
+        the untrained ``model.init(seed)`` on the training rows diverged (`TrainingDiverged`);
+        a finite number > 1, or None to turn the check off.
     log_every : read the loss for the progress bar every this many steps (default: about 20
         updates per epoch while a bar shows, else only at epoch ends).
     compile_epoch : run each epoch's full batches as one call (`backprop.training.make_epoch`:
@@ -169,15 +187,17 @@ def fit(
     verbose : 0 silent; 1 a progress bar (only on a terminal) and a summary line at the end.
     config : JSON-ready dict stored in checkpoints (the CLI stores the resolved config).
 
-    Raises `TrainingDiverged` (with ``.result``) when the loss or parameters stop being finite,
+    Raises `TrainingDiverged` (with ``.result``) when the loss or parameters stop being finite
+    or the loss explodes, `TrainingInterrupted` (with ``.result`` and ``.run``) on Ctrl-C,
     `DataError` for unusable data, ``ValueError``/``TypeError`` for bad arguments.
     """
     be = backends.as_backend(backend)
     optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
     schedule = get_schedule(schedule)
-    check_fit_args(
+    epochs, batch_size, seed = check_fit_args(  # NumPy integers become Python ints
         epochs, batch_size, seed, validation_split, validation_data, params, resume, opt_state
     )
+    dtype = float_dtype_name(dtype)  # np.float64, torch.float64, ... -> "float64"
     check_compile_epoch(compile_epoch, model)
     if stratify is None:
         stratify = model.task == "classification"
@@ -191,6 +211,7 @@ def fit(
         stratify=bool(stratify),
         train_metrics=train_metrics,
         diagnostics=diagnostics,
+        divergence_factor=_divergence.check_factor(divergence_factor),
         verbose=verbose,
         config=config,
     )
@@ -210,14 +231,14 @@ def fit(
     elif resume is None:
         run.opt_state = move_opt_state(optimizer, run.params, opt_state, be, dtype)
     with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
-        return _Loop(run, data, log_every, compile_epoch).train()
+        return _Loop(run, data, log_every, compile_epoch, params is not None).train()
 
 
 class _Loop:
     """The epoch loop of one `fit` call."""
 
     def __init__(
-        self, run: Run, data: FitData, log_every: int | None, compile_epoch: bool | None
+        self, run: Run, data: FitData, log_every: Any, compile_epoch: Any, given: bool
     ) -> None:
         self.run, self.data = run, data
         be, s = run.backend, run.settings
@@ -234,23 +255,36 @@ class _Loop:
         self.log_every = log_every or (max(1, self.n_steps // 20) if self.progress.on else 0)
         self.base_lr = float(run.optimizer.lr)
         self.good = (run.params, run.opt_state)
+        start = run.params if given else None  # a user's start may be worse than the init
+        self.reference = _divergence.reference_loss(run.model, be, s, data, self.n_steps, start)
 
     def train(self) -> FitResult:
         run, t0 = self.run, time.perf_counter()
         for cb in run.callbacks:
             cb.on_train_begin(run)
+        self.snapshot = Snapshot(run)
         try:
             while run.epoch < run.settings["epochs"] and not run.stop_training:
                 self._epoch()
-        except _NonFinite as bad:
+        except _divergence.Diverged as bad:
             run.params, run.opt_state = self.good
             self.progress.close()
             result = self._result(t0, stop_reason=str(bad))
-            raise TrainingDiverged(str(bad), result) from None
+            raise TrainingDiverged(str(bad), result, bad.reason) from None
+        except KeyboardInterrupt:
+            raise self._interrupted(t0) from None
         for cb in run.callbacks:
             cb.on_train_end(run)
         self.progress.close()
         return self._result(t0, run.stop_reason)
+
+    def _interrupted(self, t0: float) -> TrainingInterrupted:
+        """Put the run back at the end of the last finished epoch, let the callbacks save it."""
+        run = self.run
+        self.progress.close()
+        self.snapshot.interrupt(run)
+        reason = f"interrupted by the user after epoch {run.epoch}"
+        return TrainingInterrupted(f"training {reason}", self._result(t0, reason), run)
 
     def _result(self, t0: float, stop_reason: str | None) -> FitResult:
         run = self.run
@@ -343,17 +377,8 @@ class _Loop:
     def _log(self, steps_done: int, loss: Any, lr: float) -> None:
         value = float(loss)
         if not math.isfinite(value):
-            raise _NonFinite(self._diverged_message(value, lr))
+            raise _divergence.nonfinite(value, self.run, lr)
         self.progress.batch(steps_done, value)
-
-    def _diverged_message(self, value: float, lr: float) -> str:
-        run = self.run
-        return (
-            f"training diverged: the loss became {value} in epoch {run.epoch + 1} "
-            f"(step {run.step}, learning rate {lr:g}); the parameters from the end of epoch "
-            f"{run.epoch} (the last finite ones) are kept in the result. Lower the learning "
-            "rate, clip the gradients (clip_norm=...), or scale the inputs"
-        )
 
     def _end_epoch(self, losses: list, lr: float, t0: float) -> None:
         """``losses``: the epoch's step losses, 0-d arrays and (after `_full_batches`) one
@@ -364,16 +389,15 @@ class _Loop:
         step_losses = host[: self.n_steps]
         bad = next((v for v in step_losses if not math.isfinite(v)), None)
         if bad is not None or not host[-1]:
-            raise _NonFinite(self._diverged_message(bad if bad is not None else math.nan, lr))
+            raise _divergence.nonfinite(bad, run, lr)
         sizes = [
             min(run.settings["batch_size"], data.n - i * run.settings["batch_size"])
             for i in range(self.n_steps)
         ]
         elapsed = time.perf_counter() - t0
-        record = {
-            "epoch": run.epoch + 1,
-            "loss": math.fsum(v * s for v, s in zip(step_losses, sizes, strict=True)) / data.n,
-        }
+        loss = math.fsum(v * s for v, s in zip(step_losses, sizes, strict=True)) / data.n
+        _divergence.check_loss(loss, self.reference, run, lr)
+        record = {"epoch": run.epoch + 1, "loss": loss}
         record.update(zip(self.columns, host[self.n_steps : -1], strict=True))
         record.update(lr=lr, time=elapsed, samples_per_s=data.n / elapsed)
         run.epoch += 1
@@ -395,10 +419,7 @@ class _Loop:
         for cb in run.callbacks:
             cb.after_epoch(run)
         self.progress.epoch(record, run.settings["metric"])
-
-
-class _NonFinite(Exception):
-    """Internal: raised inside the loop, turned into `TrainingDiverged` with the result."""
+        self.snapshot = Snapshot(run)  # what an interrupt during the next epoch returns to
 
 
 def _watches_batches(cb: Callback) -> bool:
