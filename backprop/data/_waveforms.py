@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._options import NOISE_MAX, check_int, check_number, check_seed
 from .checks import DataError, one_hot
 
 __all__ = ["WAVEFORMS", "make_waveforms"]
 
 WAVEFORMS: tuple[str, ...] = ("sine", "square", "triangle", "sawtooth")
+_MAX_VALUES = 2 * 10**7  # n_samples * length: 160 MB per float64 array, four of them at once
 
 
 def _shape(kind: str, u: np.ndarray) -> np.ndarray:
@@ -50,15 +52,20 @@ def make_waveforms(
     Not standardized: every signal is centred on 0 with a peak of about 1 by construction, so
     the values are already on the scale a network wants (``[data] standardize = true`` scales
     per channel if asked).
+
+    ``n_samples`` in [1, 10**6], ``length`` in [8, 65536] (their product at most 2 * 10**7),
+    ``noise`` in [0, 100], ``seed`` >= 0; anything else raises `DataError`.
     """
-    for name, value, low in (("n_samples", n_samples, 1), ("length", length, 8)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise DataError(
-                f"make_waveforms: {name} must be an integer >= {low}, received {value!r}"
-            )
-    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0.0 <= noise < np.inf:
-        raise DataError(f"make_waveforms: noise must be a finite number >= 0, received {noise!r}")
-    rng = np.random.default_rng(seed)
+    n_samples = check_int("waveforms", "n_samples", n_samples, 1, 10**6)
+    length = check_int("waveforms", "length", length, 8, 65_536)
+    if n_samples * length > _MAX_VALUES:
+        raise DataError(
+            f"dataset 'waveforms': n_samples * length = {n_samples} * {length} = "
+            f"{n_samples * length:,} values, expected at most {_MAX_VALUES:,} (the generator "
+            "holds a few arrays of that size in memory); lower data.n_samples or data.length"
+        )
+    noise = check_number("waveforms", "noise", noise, 0.0, NOISE_MAX)
+    rng = np.random.default_rng(check_seed("waveforms", seed))
     labels = rng.permutation(np.arange(n_samples) % len(WAVEFORMS)).astype(np.int64)
     cycles = rng.uniform(1.5, 4.0, n_samples)
     phase = rng.uniform(0.0, 1.0, n_samples)

@@ -5,6 +5,7 @@ Host-only module: it uses NumPy on the CPU before anything is moved to a backend
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ __all__ = [
     "as_column",
     "check_training_data",
     "class_labels",
+    "host_array",
     "one_hot",
     "output_size",
     "prepare_targets",
@@ -28,10 +30,7 @@ class DataError(ValueError):
 
 
 def _as_float_matrix(name: str, arr: Any, width: int | None) -> np.ndarray:
-    try:
-        host = np.asarray(arr)
-    except Exception as exc:  # ragged lists and odd objects fail in many ways
-        raise DataError(f"{name} could not be read as an array: {exc}") from None
+    host = host_array(name, arr)
     if host.dtype.kind not in "fiub":
         raise DataError(
             f"{name} must be numeric (float, int or bool), received dtype {host.dtype}; "
@@ -55,6 +54,59 @@ def _as_float_matrix(name: str, arr: Any, width: int | None) -> np.ndarray:
             f"{name} contains {int(bad.sum())} NaN or infinite value(s), first in row {rows[0]} "
             f"({len(rows)} row(s) affected); clean or impute them before training"
         )
+    return host
+
+
+def host_array(name: str, arr: Any) -> np.ndarray:
+    """``np.asarray(arr)``, with a `DataError` for what it cannot take or turns into objects.
+
+    - SciPy sparse matrices are refused (NumPy would make a 0-d object array of them): pass
+      ``arr.toarray()``.
+    - pandas objects with missing values (NaN, or ``pd.NA`` in the nullable ``Int64``,
+      ``Float64``, ``boolean`` dtypes) are reported as missing values with their column; numeric
+      nullable columns without any become float64.
+    - Ragged lists and other unreadable objects: the error NumPy gave.
+    """
+    module = type(arr).__module__ or ""
+    if module.startswith("scipy.sparse"):
+        shape = tuple(getattr(arr, "shape", ()))
+        raise DataError(
+            f"{name} is a SciPy sparse matrix ({type(arr).__name__}, shape {shape}); backprop "
+            f"trains on dense arrays: pass {name}.toarray() (dense float64: "
+            f"{math.prod(shape) * 8 / 1e6:.3g} MB)"
+        )
+    if module.startswith("pandas") and hasattr(arr, "isna"):
+        return _pandas_array(name, arr)
+    try:
+        return np.asarray(arr)
+    except Exception as exc:  # ragged lists and odd objects fail in many ways
+        raise DataError(f"{name} could not be read as an array: {exc}") from None
+
+
+def _pandas_array(name: str, frame: Any) -> np.ndarray:
+    """A pandas DataFrame or Series as NumPy; missing values named with their column."""
+    missing = np.asarray(frame.isna(), dtype=bool)
+    if missing.any():
+        table = missing.reshape(len(missing), -1)
+        labels = list(frame.columns) if hasattr(frame, "columns") else [frame.name]
+        cols = [str(labels[j]) for j in np.flatnonzero(table.any(axis=0))]
+        row = int(np.flatnonzero(table.any(axis=1))[0])
+        raise DataError(
+            f"{name} has {int(missing.sum())} missing value(s) (NaN or pd.NA) in column(s) "
+            f"{cols}, first in row {row}; fill or drop them first (e.g. .dropna() or "
+            ".fillna(value))"
+        )
+    host = np.asarray(frame)
+    if host.dtype == object:  # nullable Int64/Float64/boolean columns: numbers as objects
+        try:
+            return np.asarray(frame.to_numpy(dtype=np.float64))
+        except (TypeError, ValueError):
+            dtypes = dict(frame.dtypes) if hasattr(frame, "columns") else {frame.name: frame.dtype}
+            text = [str(c) for c, d in dtypes.items() if getattr(d, "kind", "O") not in "biuf"]
+            raise DataError(
+                f"{name} must be numeric, but column(s) {text} hold text or objects; convert "
+                "them to numbers first (e.g. one-hot with pandas.get_dummies) or drop them"
+            ) from None
     return host
 
 
@@ -101,10 +153,14 @@ def prepare_targets(Y: Any, n_out: int, output: Any, loss: Any) -> np.ndarray:
     ``output`` and ``loss`` are names (a registered object with a ``name`` is accepted too).
     """
     output, loss = getattr(output, "name", output), getattr(loss, "name", loss)
-    try:
-        host = np.asarray(Y)
-    except Exception as exc:  # ragged lists and odd objects fail in many ways
-        raise DataError(f"Y could not be read as an array: {exc}") from None
+    if output == "softmax" and n_out == 1:
+        raise DataError(
+            "the model's softmax output has 1 unit: a softmax over one unit always outputs 1.0 "
+            "and cannot learn; for 0/1 labels use output='sigmoid' with "
+            "loss='binary_cross_entropy', or give the softmax one unit per class (2 for yes/no) "
+            "and pass integer class labels"
+        )
+    host = host_array("Y", Y)
     softmax_labels = output == "softmax" and n_out > 1 and host.ndim == 1
     if softmax_labels and host.dtype.kind in "iu":
         return _labels_to_one_hot(host, n_out)
@@ -149,10 +205,7 @@ def prepare_xy(
 def _check_inputs(X: Any, shape: tuple[int, ...], kind: str, vocab_size: int | None) -> np.ndarray:
     """Inputs of any per-example ``shape``: numeric, finite; token ids: integers in
     [-1, vocab_size)."""
-    try:
-        x = np.asarray(X)
-    except Exception as exc:  # ragged lists and odd objects fail in many ways
-        raise DataError(f"X could not be read as an array: {exc}") from None
+    x = host_array("X", X)
     want = "(N, " + ", ".join(str(d) for d in shape) + ")"
     if x.ndim != len(shape) + 1 or x.shape[1:] != shape:
         raise DataError(
@@ -269,8 +322,16 @@ def _one_label_per_row(where: str, y: np.ndarray, hint: str) -> np.ndarray:
     return class_labels(y)
 
 
-def output_size(Y: Any, output: str) -> int:
-    """Output units the targets need: their columns, or the classes of integer labels."""
+def _spec_name(spec: Any) -> Any:
+    """An activation or loss name from a name, a ``{"name": ...}`` table or an instance."""
+    return spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", spec)
+
+
+def output_size(Y: Any, output: Any) -> int:
+    """Output units the targets need: their columns, or the classes of integer labels (at least
+    2 for a softmax output). A config's targets pass `backprop.data.labels.encode_targets`
+    first, so its labels are 0..K-1 here."""
+    output = _spec_name(output)
     Y = np.asarray(Y)
     if Y.ndim == 2:
         return int(Y.shape[1])

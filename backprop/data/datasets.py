@@ -3,7 +3,8 @@
 Host-only module. Built-in loaders return ``(X, Y)`` with Y float64, one-hot for
 classification; X is float64 features (N, d), except "intents_tokens" (int64 token ids (N, T),
 -1 pads, for an ``EmbeddingBag`` model) and "waveforms" (float64 signals (N, length, 1), for
-``Conv1D``). `load_npz` and `load_csv` keep integer class labels as int64. `DATASETS` names every
+``Conv1D``). `load_npz` and `load_csv` keep integer class labels as int64 and text class names
+as strings (`backprop.data.labels` encodes both for a config). `DATASETS` names every
 loader; `load_dataset` calls one by name with checked options (what a config does).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._intents_corpus import INTENTS
+from ._options import NOISE_MAX, check_int, check_number, check_seed
 from ._waveforms import WAVEFORMS, make_waveforms
 from .checks import DataError, one_hot
 from .files import _did_you_mean, load_csv, load_npz
@@ -54,8 +56,15 @@ def make_xor() -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_spirals(n_per_class: int = 100, turns: float = 1.25, noise: float = 0.1, seed: int = 0):
-    """Two interleaved spirals: X (2n, 2), Y one-hot (2n, 2). Not linearly separable."""
-    rng = np.random.default_rng(seed)
+    """Two interleaved spirals: X (2n, 2), Y one-hot (2n, 2). Not linearly separable.
+
+    ``n_per_class`` in [1, 10**6], ``turns`` in (0, 100], ``noise`` (std, before /5) in
+    [0, 100], ``seed`` >= 0; anything else raises `DataError`.
+    """
+    n_per_class = check_int("spirals", "n_per_class", n_per_class, 1, 10**6)
+    turns = check_number("spirals", "turns", turns, 0.0, 100.0, low_open=True)
+    noise = check_number("spirals", "noise", noise, 0.0, NOISE_MAX)
+    rng = np.random.default_rng(check_seed("spirals", seed))
     t = np.sqrt(rng.uniform(0.0, 1.0, n_per_class)) * turns * 2.0 * np.pi
     arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (turns * 2.0 * np.pi)
     X = np.concatenate([arm, -arm]) + noise * rng.normal(size=(2 * n_per_class, 2)) / 5.0
@@ -68,12 +77,11 @@ def make_moons(n_samples: int = 200, noise: float = 0.1, seed: int = 0):
     when ``n_samples`` is odd. Angles are uniform on [0, pi], plus Gaussian ``noise`` (std).
 
     Class 0 is the upper arc ``(cos t, sin t)``; class 1 the lower ``(1 - cos t, 0.5 - sin t)``.
+    ``n_samples`` in [2, 2 * 10**6], ``noise`` in [0, 100], ``seed`` >= 0 (else `DataError`).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise DataError(f"make_moons: n_samples must be an integer >= 2, received {n_samples!r}")
-    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0.0 <= noise < np.inf:
-        raise DataError(f"make_moons: noise must be a finite number >= 0, received {noise!r}")
-    rng = np.random.default_rng(seed)
+    n_samples = check_int("moons", "n_samples", n_samples, 2, 2 * 10**6)
+    noise = check_number("moons", "noise", noise, 0.0, NOISE_MAX)
+    rng = np.random.default_rng(check_seed("moons", seed))
     n0 = (n_samples + 1) // 2
     t = rng.uniform(0.0, np.pi, n_samples)
     upper = np.stack([np.cos(t[:n0]), np.sin(t[:n0])], axis=1)
@@ -214,7 +222,7 @@ DATASETS: dict[str, Dataset] = {
             "waveforms", make_waveforms, "noisy 1-D signals (N, 64, 1), 4 shapes", "classification"
         ),
         Dataset("npz", load_npz, "named arrays X, y from an .npz file", "any"),
-        Dataset("csv", load_csv, "numeric columns of a CSV file with a header", "any"),
+        Dataset("csv", load_csv, "columns of a CSV file with a header", "any"),
     )
 }
 
@@ -256,10 +264,29 @@ def load_dataset(name: str, **options: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_test_split(X: np.ndarray, Y: np.ndarray, test_fraction: float = 0.25, seed: int = 0):
-    """Shuffle rows with ``seed`` and split: ``(X_train, Y_train, X_test, Y_test)``."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), received {test_fraction!r}")
-    order = np.random.default_rng(seed).permutation(X.shape[0])
-    n_test = max(1, round(test_fraction * X.shape[0]))
+    """Shuffle rows with ``seed`` and split: ``(X_train, Y_train, X_test, Y_test)``.
+
+    The test part has ``max(1, round(test_fraction * N))`` rows; a split that leaves no training
+    row (few rows, a large fraction) raises `DataError` with the counts.
+    """
+    if isinstance(test_fraction, bool) or not 0.0 < test_fraction < 1.0:
+        raise DataError(
+            f"test_fraction must be a number in (0, 1), received {test_fraction!r}; set "
+            "data.test_fraction to e.g. 0.25, or to 0 to train and evaluate on every row"
+        )
+    n = X.shape[0]
+    n_test = max(1, round(test_fraction * n))
+    if n - n_test < 1:
+        raise DataError(
+            f"data.test_fraction = {test_fraction!r} holds out {n_test} of the {n} row(s), "
+            f"leaving {n - n_test} for training; expected at least one training and one test "
+            + (
+                f"row: lower data.test_fraction (below {(n - 0.5) / n:.3g})"
+                if n > 1
+                else "row, but the dataset has 1"
+            )
+            + ", or set it to 0 to train and evaluate on every row"
+        )
+    order = np.random.default_rng(seed).permutation(n)
     test, train = order[:n_test], order[n_test:]
     return X[train], Y[train], X[test], Y[test]

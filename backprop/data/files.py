@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import json
 import re
 import zipfile
 from collections.abc import Sequence
@@ -14,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from ._options import check_name, check_path
 from .checks import DataError
 
 __all__ = ["load_csv", "load_npz"]
 
 
 def _existing_file(path: Any, what: str) -> Path:
-    p = Path(path)
+    p = Path(check_path(what.strip(".").lower(), path))
     if not p.is_file():
         problem = "is a directory" if p.is_dir() else "does not exist"
         raise DataError(
@@ -33,10 +35,11 @@ def _existing_file(path: Any, what: str) -> Path:
 def load_npz(path: str | Path, x: str = "X", y: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """Arrays ``x`` (N, d) and ``y`` (N,) or (N, k) from a NumPy ``.npz`` file (no pickles).
 
-    Returns X float64, and Y as integer labels int64 or float64 values, as stored. Write such a
-    file with ``np.savez(path, X=X, y=y)``.
+    Returns X float64, and Y as integer labels int64, float64 values, or 1-D text class names
+    (str), as stored. Write such a file with ``np.savez(path, X=X, y=y)``.
     """
     p = _existing_file(path, ".npz")
+    x, y = check_name("npz", "x", x), check_name("npz", "y", y)
     try:  # our own handle: np.load leaks the one it opens when the archive is corrupt
         with open(p, "rb") as handle:
             npz = np.load(handle, allow_pickle=False)
@@ -63,7 +66,11 @@ def load_npz(path: str | Path, x: str = "X", y: str = "y") -> tuple[np.ndarray, 
 
 
 def _checked_xy(X: np.ndarray, Y: np.ndarray, xname: str, yname: str):
-    """X (N, d) numeric -> float64; Y (N,) or (N, k) numeric -> int64 if integer, else float64."""
+    """X (N, d) numeric -> float64; Y (N,) or (N, k) numeric -> int64 if integer, else float64;
+    Y (N,) text (class names) as it is."""
+    if Y.dtype.kind == "U" and Y.ndim == 1 and Y.shape[0] == X.shape[0]:  # class names
+        _checked_xy(X, np.zeros(Y.shape[0]), xname, yname)
+        return np.asarray(X, np.float64), Y
     for arr, name, dims in ((X, xname, (2,)), (Y, yname, (1, 2))):
         if arr.dtype.kind not in "biuf" or arr.ndim not in dims or arr.shape[0] == 0:
             want = "2-D (N, features)" if dims == (2,) else "1-D (N,) or 2-D (N, k)"
@@ -97,16 +104,21 @@ def load_csv(
     (default: every column but the targets), Y from ``target``.
 
     One target column of integers (as written: ``3``, not ``3.0``) gives int64 class labels (N,);
-    otherwise float64 (N,), or (N, k) for a list of k target columns. Blank lines are skipped;
-    every cell that is used must be a finite number (columns not used may hold anything).
+    one of text (no cell a number: ``cat``, ``dog``) gives its stripped strings (N,), class
+    names that `backprop.data.labels.encode_targets` turns into indices; otherwise float64 (N,),
+    or (N, k) for a list of k target columns. Blank lines are skipped; every feature cell that
+    is used must be a finite number (columns not used may hold anything).
     """
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise DataError(
+            f"data.delimiter must be one character such as ',' or ';' (not a quote or a line "
+            f"break), received {delimiter!r}; set data.delimiter to the file's separator"
+        )
     p = _existing_file(path, "CSV")
     targets = list(target) if isinstance(target, list | tuple) else [target]
-    if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise DataError(f"data.delimiter must be one character such as ',', received {delimiter!r}")
     try:
         with open(p, newline="", encoding="utf-8-sig") as f:
-            header, rows = _read_csv(csv.reader(f, delimiter=delimiter), p)
+            header, rows = _read_csv(csv.reader(f, delimiter=delimiter), p, delimiter)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(
             f"{str(p)!r} could not be read as UTF-8 CSV ({exc}); expected a text file with "
@@ -132,20 +144,57 @@ def load_csv(
             f"{str(p)!r}: expected at least one target and one feature column, none in both; "
             f"received target {targets} and features {chosen}; fix data.target/data.features"
         )
-    X = _numeric_columns(p, header, rows, chosen)
-    Y = _numeric_columns(p, header, rows, targets)
+    X = _numeric_columns(p, header, rows, chosen, chosen)
+    if len(targets) == 1 and _is_text_column(p, header, rows, targets[0]):
+        return X, np.asarray([r[header.index(targets[0])].strip() for _, r in rows])
+    Y = _numeric_columns(p, header, rows, targets, None)
     if len(targets) > 1:
         return X, Y
     whole = all(re.fullmatch(r"\s*[+-]?\d+\s*", r[header.index(targets[0])]) for _, r in rows)
     return X, Y[:, 0].astype(np.int64) if whole else Y[:, 0]
 
 
-def _read_csv(reader: Any, p: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_text_column(p: Path, header: list[str], rows: list, name: str) -> bool:
+    """Whether target column ``name`` holds class names (no cell a number); a DataError when it
+    mixes numbers and text (a typo or a missing-value marker such as "n/a")."""
+    c = header.index(name)
+    cells = [(line, row[c].strip()) for line, row in rows]
+    numbers = [(line, cell) for line, cell in cells if _is_number(cell)]
+    text = [(line, cell) for line, cell in cells if cell and not _is_number(cell)]
+    if not text:
+        return False
+    if numbers:
+        raise DataError(
+            f"{str(p)!r}: target column {name!r} mixes numbers (line {numbers[0][0]}: "
+            f"{numbers[0][1]!r}) and text (line {text[0][0]}: {text[0][1]!r}); expected all "
+            "numbers (values or class indices) or all class names: fix or drop those rows"
+        )
+    empty = [line for line, cell in cells if not cell]
+    if empty:
+        raise DataError(
+            f"{str(p)!r} line {empty[0]}, target column {name!r} is empty (a missing class "
+            f"label, {len(empty)} row(s)); fill in or drop those rows"
+        )
+    return True
+
+
+def _read_csv(
+    reader: Any, p: Path, delimiter: str
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header (names stripped) and the data rows with their line numbers in the file."""
     rows = [(reader.line_num, row) for row in reader if row]
     if not rows:
         raise DataError(f"{str(p)!r} is empty; expected a header row of column names, then data")
     header = [c.strip() for c in rows[0][1]]
+    _check_delimiter(p, header, delimiter)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes or "" in header:
         raise DataError(
@@ -166,7 +215,30 @@ def _read_csv(reader: Any, p: Path) -> tuple[list[str], list[tuple[int, list[str
     return header, rows[1:]
 
 
-def _numeric_columns(p: Path, header: list[str], rows: list, names: list[str]) -> np.ndarray:
+_DELIMITERS = {",": ",", ";": ";", "\t": "\\t", "|": "|"}  # candidates -> as TOML writes them
+
+
+def _check_delimiter(p: Path, header: list[str], delimiter: str) -> None:
+    """A header read as one column that another delimiter would split: the file is separated
+    by that one (a semicolon file read with the default comma)."""
+    if len(header) != 1:
+        return
+    counts = {d: header[0].count(d) for d in _DELIMITERS if d != delimiter}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        toml = _DELIMITERS[best]
+        raise DataError(
+            f"{str(p)!r}: the header row reads as one column {header[0]!r} with data.delimiter "
+            f"{delimiter!r}, but it contains {best!r}: the file looks {best!r}-separated; set "
+            f'data.delimiter = "{toml}" in the config (or --set \'data.delimiter="{toml}"\')'
+        )
+
+
+def _numeric_columns(
+    p: Path, header: list[str], rows: list, names: list[str], features: list[str] | None
+) -> np.ndarray:
+    """The columns ``names`` as float64 (N, len(names)); ``features``: the feature columns when
+    these are features (a non-number then suggests leaving its column out), None for targets."""
     cols = [header.index(n) for n in names]
     out = np.empty((len(rows), len(cols)))
     for i, (line, row) in enumerate(rows):
@@ -178,7 +250,7 @@ def _numeric_columns(p: Path, header: list[str], rows: list, names: list[str]) -
                 what = "is empty" if not cell else f"holds {cell!r}, which is not a number"
                 raise DataError(
                     f"{str(p)!r} line {line}, column {header[c]!r} {what}; expected a number: "
-                    "fix or drop that row, or leave the column out of data.features"
+                    f"fix or drop that row{_leave_out(header[c], features)}"
                 ) from None
             if not np.isfinite(value):
                 raise DataError(
@@ -186,6 +258,19 @@ def _numeric_columns(p: Path, header: list[str], rows: list, names: list[str]) -
                     "finite number: drop or impute that row"
                 )
     return out
+
+
+def _leave_out(column: str, features: list[str] | None) -> str:
+    """For a non-number in a feature column: how to leave that column out."""
+    if features is None:
+        return ""
+    rest = [f for f in features if f != column]
+    if not rest:
+        return f"; {column!r} is the only feature column: choose others with data.features"
+    return (
+        f"; {column!r} is a feature column (every column but the target, unless data.features "
+        f"lists them): to leave it out set data.features = {json.dumps(rest)}"
+    )
 
 
 def _did_you_mean(name: str, names: list[str]) -> str:

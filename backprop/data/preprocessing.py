@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import DataError
+from .checks import DataError, host_array
 
 __all__ = ["BagOfWords", "Standardizer"]
 
@@ -107,10 +107,7 @@ class Standardizer:
 def _matrix(where: str, X: Any) -> np.ndarray:
     """X as a finite float64 (N, d) or (N, ..., C) array with N >= 1, or a DataError saying
     what is wrong."""
-    try:
-        x = np.asarray(X)
-    except Exception as exc:  # ragged lists and odd objects fail in many ways
-        raise DataError(f"{where} could not read X as an array: {exc}") from None
+    x = host_array(f"{where}: X", X)
     if x.dtype.kind not in "biuf" or x.ndim < 2 or x.size == 0:
         raise DataError(
             f"{where} expected a numeric 2-D array (N, features) with N >= 1 (or (N, ..., "
