@@ -3,21 +3,30 @@
 Host-only module. Subcommands:
 
 - ``backprop train CONFIG [--backend NAME] [--device DEV] [--set section.key=value ...]``
+- ``backprop train --resume RUN_DIR [--set training.epochs=N]`` (or ``backprop resume RUN_DIR``)
 - ``backprop evaluate RUN_DIR_OR_CHECKPOINT [--data NAME|FILE] [--backend NAME]``
 - ``backprop gradcheck CONFIG [--backend NAME]``
 - ``backprop backends``
+- ``backprop predict RUN_DIR_OR_CHECKPOINT --data FILE [--target COL] [--out FILE]``
+- ``backprop export RUN_DIR_OR_CHECKPOINT --format safetensors [--out FILE]``
+- ``backprop --version``
 
-``train``, ``gradcheck`` and ``evaluate`` take ``--import MODULE`` (repeatable): a plugin module
-(dotted name or .py path) that registers layers, activations or losses, imported before the
-config is read (`backprop._plugins`).
+``train``, ``gradcheck``, ``evaluate``, ``predict`` and ``export`` take ``--import MODULE``
+(repeatable): a plugin module (dotted name or .py path) that registers layers, activations or
+losses, imported before the config is read (`backprop._plugins`).
 
 Exit codes: 0 success; 2 a usage, config, data or backend error (one message, no traceback);
-1 a runtime failure (training diverged, a gradient check failed, a file could not be written).
+1 a runtime or I/O failure (training diverged, a gradient check failed, a file could not be
+written or read: a full disk, a permission); 130 interrupted (Ctrl-C; the run directory keeps
+the last finished epoch and the message says how to resume); 141 the output's reader went away
+(``backprop backends | head -1``: a closed pipe ends the command quietly, as SIGPIPE ends other
+Unix tools).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
@@ -26,7 +35,7 @@ import backends
 from ..data.checks import DataError
 from ..training.checkpoint import CheckpointError
 from ..training.fit import TrainingDiverged
-from . import experiment
+from . import experiment, export, predict
 from ._plugins import import_plugins
 from .config import ConfigError, load_config
 
@@ -55,11 +64,42 @@ def _load(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return _resume(args)
     cfg = _load(args)
     experiment.train_config(
         cfg,
         run_dir=args.run_dir,
         save=not args.no_save,
+        verbose=0 if args.quiet else 1,
+        command=["backprop", *args.argv],
+    )
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``backprop train --resume RUN_DIR`` / ``backprop resume RUN_DIR``."""
+    clash = [
+        flag
+        for flag, given in (
+            ("CONFIG", getattr(args, "config", None)),
+            ("--run-dir", getattr(args, "run_dir", None)),
+            ("--no-save", getattr(args, "no_save", False)),
+        )
+        if given
+    ]
+    if clash:
+        raise ValueError(
+            f"{', '.join(clash)} cannot be combined with --resume: the run directory holds the "
+            "config and receives the results; pass only --resume RUN_DIR (and --set "
+            "training.epochs=N to train longer)"
+        )
+    shorthands = [f"backend.name={args.backend}"] if args.backend else []
+    shorthands += [f"backend.device={args.device}"] if args.device else []
+    experiment.resume_run(
+        args.resume,
+        [*args.set, *shorthands],
+        args.imports,
         verbose=0 if args.quiet else 1,
         command=["backprop", *args.argv],
     )
@@ -87,7 +127,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
     )
     print(
         f"finite differences (central, h=1e-6, float64) vs backprop on {be.name} "
-        f"({be.device_name}), {args.rows} rows of {cfg.data.name}, "
+        f"({be.device_name}), {result.rows} rows of {cfg.data.name}, biases offset by seeded "
+        "N(0, 0.1^2) noise, "
         + (
             f"{args.max_per_array} sampled elements per array at most:"
             if args.max_per_array
@@ -100,6 +141,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
             f"  {row['layer']:>5}  {row['shape']:>14}  {row['activation']:>10}  "
             f"{row['max_rel_error']:.2e}"
         )
+    if result.kinks:  # central differences across a ReLU-like corner: compared one-sided
+        print(result.kink_note())
     verdict = "ok" if result.ok else "FAILED"
     print(f"max relative error {result.max_error:.2e} (tolerance {result.tol:g}): {verdict}")
     return 0 if result.ok else 1
@@ -120,10 +163,30 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    import_plugins(args.imports, "--import")
+    run, rows = predict.predict_file(
+        args.path, args.data, target=args.target, out=args.out, backend=args.backend,
+        device=args.device,
+    )  # fmt: skip
+    if args.out is not None:
+        print(f"wrote {rows} prediction(s) of {run.path} to {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import_plugins(args.imports, "--import")
+    print(f"wrote {export.export_run(args.path, args.format, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backprop",
         description="Train and check hand-derived backprop MLPs on NumPy, JAX, PyTorch or CuPy.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"backprop {export.package_version()}"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -157,15 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a config key, e.g. --set training.epochs=5 (repeatable)",
         )
 
-    train = sub.add_parser("train", help="train a model from a TOML config")
-    train.add_argument("config", help="a TOML config, e.g. configs/digits.toml")
+    train = sub.add_parser("train", help="train a model from a TOML config, or continue a run")
+    train.add_argument("config", nargs="?", help="a TOML config, e.g. configs/digits.toml")
     backend_options(train, None)
     set_option(train)
     import_option(train)
     train.add_argument("--run-dir", default=None, help="exact run directory (must be new or empty)")
     train.add_argument("--no-save", action="store_true", help="do not write a run directory")
     train.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue an interrupted or finished run from its last.npz, in that directory, up "
+        "to its training.epochs (or a larger --set training.epochs=N); no CONFIG",
+    )
     train.set_defaults(run=_train)
+
+    res = sub.add_parser("resume", help="continue a run directory (same as train --resume)")
+    res.add_argument("resume", metavar="RUN_DIR", help="a run directory written by train")
+    backend_options(res, None)
+    set_option(res)
+    import_option(res)
+    res.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    res.set_defaults(run=_resume)
 
     ev = sub.add_parser("evaluate", help="evaluate a trained run directory or checkpoint")
     ev.add_argument(
@@ -200,18 +278,69 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "backends", help="every backend: usable or not and why, version, devices"
     ).set_defaults(run=_backends)
+
+    pr = sub.add_parser("predict", help="a trained run's predictions for new rows, as CSV")
+    pr.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or checkpoint")
+    pr.add_argument("--data", required=True, help="a .csv (header row) or .npz file of inputs")
+    pr.add_argument("--target", default=None, help="a CSV column to drop (default: the run's)")
+    pr.add_argument("--out", default=None, help="write the CSV here (default: standard output)")
+    backend_options(pr, "numpy")
+    import_option(pr)
+    pr.set_defaults(run=_predict)
+
+    ex = sub.add_parser("export", help="a trained run's weights for other frameworks")
+    ex.add_argument("path", metavar="RUN_DIR_OR_CHECKPOINT", help="a run directory or checkpoint")
+    ex.add_argument("--format", default="safetensors", help="safetensors (the only one so far)")
+    ex.add_argument("--out", default=None, help="the file (default: RUN_DIR/model.safetensors)")
+    import_option(ex)
+    ex.set_defaults(run=_export)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.run is _train and args.config is None and args.resume is None:
+        parser.error("train needs a CONFIG, or --resume RUN_DIR to continue a run")
     args.argv = argv
     try:
-        return args.run(args)
-    except USAGE_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `backprop backends | head -1`: the reader went away
+        return _reader_gone()
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, exit 130 like the shell's own
+        message = str(exc) or "nothing was saved"
+        print(message if message.startswith("interrupted") else f"interrupted: {message}",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        text = str(exc) if code == 2 else f"{type(exc).__name__}: {exc}"
+        print(f"error: {text}", file=sys.stderr)
+        return code
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed the pipe: point stdout at the null device (so the
+    interpreter's final flush cannot fail again) and exit 141, 128 + SIGPIPE, with no message."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (captured in a test)
+        pass
+    return 141
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """2 for usage, config, data and backend errors; 1 for runtime and I/O failures (a full
+    disk, a permission, a checkpoint that could not be written); None: a bug, let it raise."""
+    if isinstance(exc, CheckpointError) and isinstance(exc.__cause__, OSError):
+        return 1  # the write failed, not the user's input
+    if isinstance(exc, USAGE_ERRORS):
         return 2
-    except RUNTIME_ERRORS as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if isinstance(exc, RUNTIME_ERRORS):
         return 1
+    return None

@@ -15,7 +15,10 @@ Host-only module. A config has five sections (see ``configs/*.toml`` and docs/co
 imports the plugin modules (`backprop._plugins`) and validates everything at once, before any
 data is loaded or any backend touched: every problem is collected and `ConfigError` lists them
 all, each naming the key, what was received and what is allowed (and, for an unknown key or
-name, the closest valid one).
+name, the closest valid one). Relative file paths in a config file (a dataset's ``path``,
+``.py`` plugins) are relative to the file's directory, ``--set`` ones to the current directory;
+the `Config` holds them absolute, so a run's saved config works from anywhere.
+``[training] run_dir`` stays relative to the current directory (where the runs go).
 
 To add a key: add a field with `_key(...)` to the section's dataclass; the validator, the
 defaults and the resolved config written to each run directory all follow from it.
@@ -25,10 +28,12 @@ defaults and the resolved config written to each run directory all follow from i
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import pathlib
 from typing import Any
 
-from ._configchecks import cross_checks
+from ._configchecks import absolute_data_paths, cross_checks
 from ._configkinds import (
     BOOL,
     FLOAT,
@@ -44,10 +49,12 @@ from ._configkinds import (
     fraction,
     one_of,
     read_section,
+    shown,
+    structure_problems,
 )
 from ._configmodel import ModelConfig
-from ._plugins import import_plugins
-from ._toml import dump_toml
+from ._plugins import import_plugins, is_path
+from ._toml import TOO_DEEP, dump_toml, read_toml_file
 
 try:  # Python >= 3.11
     import tomllib
@@ -168,7 +175,18 @@ class TrainingConfig:
         "none", either(STR, Kind("a table of class -> weight", lambda v: isinstance(v, dict)))
     )
     diagnostics: bool = _key(False, BOOL)
-    run_dir: str = _key("runs", STR, doc="parent directory of the run directories")
+    divergence_factor: float = _key(
+        10.0,
+        FLOAT,
+        lambda v: (
+            None if v == 0 or (v > 1 and math.isfinite(v)) else "0 (off) or a finite number > 1"
+        ),
+        doc="stop with TrainingDiverged when an epoch's loss exceeds this times the untrained "
+        "model's loss; 0 turns the check off",
+    )
+    run_dir: str = _key(
+        "runs", STR, doc="parent directory of the run directories (relative: to the current one)"
+    )
     history_format: str = _key("csv", STR, one_of("csv", "json"))
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
@@ -177,6 +195,11 @@ class TrainingConfig:
     def fit_metric(self) -> str | None:
         """``metric`` as `backprop.fit` takes it ("none" -> None)."""
         return None if self.metric == "none" else self.metric
+
+    @property
+    def fit_divergence_factor(self) -> float | None:
+        """``divergence_factor`` as `backprop.fit` takes it (0 -> None: no check)."""
+        return self.divergence_factor or None
 
     @property
     def fit_class_weight(self) -> Any:
@@ -250,24 +273,22 @@ def load_config(
     ``[{type = "dense", units = 8}]``), or as a plain string when it is not one
     (``--set backend.name=jax``). ``imports``: plugin modules (the CLI's ``--import``) imported
     after the file's own ``imports``.
+
+    Relative paths in the file (``[data] path``, ``.py`` files in ``imports``) are relative to
+    the file's directory; those given in ``overrides`` to the current directory. Raises
+    `ConfigError` for a file that is not a UTF-8 TOML config, `PermissionError` (or another
+    `OSError`) with a one-line message for one that cannot be read.
     """
     path = pathlib.Path(path)
     source = str(path)
-    if not path.is_file():
-        hint = f"; shipped configs: {_shipped()}" if _shipped() else ""
-        raise ConfigError(source, [f"no such file{hint}"])
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, [f"not a UTF-8 text file ({exc})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
-    return config_from_dict(raw, source=source, overrides=overrides, imports=imports)
-
-
-def _shipped() -> list[str]:
-    root = pathlib.Path(__file__).resolve().parents[2] / "configs"
-    return sorted(str(p.relative_to(root.parent)) for p in root.glob("*.toml"))
+    raw = read_toml_file(path, source)
+    return config_from_dict(
+        raw,
+        source=source,
+        overrides=overrides,
+        imports=imports,
+        base_dir=os.path.dirname(os.path.abspath(path)),
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -283,10 +304,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()  # a bare word such as jax or relu
+    except RecursionError:
+        raise ValueError(f"--set {key.strip()}=...: the value is {TOO_DEEP}") from None
     return parts, parsed
 
 
-def _apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[str]) -> None:
+def _apply_overrides(
+    raw: dict[str, Any], overrides: list[str], problems: list[str]
+) -> set[tuple[str, ...]]:
+    """Set each override's key in ``raw``; returns the keys set (their paths are relative to
+    the current directory, not the config file's)."""
+    done: set[tuple[str, ...]] = set()
     for text in overrides:
         try:
             parts, value = parse_override(text)
@@ -308,6 +336,8 @@ def _apply_overrides(raw: dict[str, Any], overrides: list[str], problems: list[s
             table = nxt
         else:
             table[parts[-1]] = value
+            done.add(tuple(parts))
+    return done
 
 
 def config_from_dict(
@@ -316,21 +346,31 @@ def config_from_dict(
     source: str = "<dict>",
     overrides: list[str] = (),
     imports: list[str] = (),
+    base_dir: str | os.PathLike | None = None,
 ) -> Config:
     """Validate a parsed config (nested dicts as ``tomllib`` returns) and build a `Config`.
 
     First imports the plugin modules in ``raw["imports"]``, then those in ``imports`` (the
-    CLI's ``--import``), so what they register is known to the checks. Raises `ConfigError`
-    listing every problem (`backprop._plugins.PluginError`, one line, for a failed import).
+    CLI's ``--import``), so what they register is known to the checks. Relative paths in
+    ``raw`` are relative to ``base_dir`` (`load_config`: the file's directory; default: the
+    current directory), those in ``overrides`` to the current directory; the `Config` holds
+    them as absolute paths. Raises `ConfigError` listing every problem
+    (`backprop._plugins.PluginError`, one line, for a failed import).
     """
+    _check_structure(raw, source)
     raw = deep_copy(raw)
     problems: list[str] = []
-    _apply_overrides(raw, list(overrides), problems)
-    plugins = _plugins(raw.pop("imports", []), list(imports), source, problems)
+    overridden = _apply_overrides(raw, list(overrides), problems)
+    _check_structure(raw, source)
+    base = os.path.abspath(base_dir if base_dir is not None else os.getcwd())
+    listed = raw.pop("imports", [])
+    if base_dir is not None:  # else `import_plugin` resolves them against the current directory
+        listed = _against(base, listed)
+    plugins = _plugins(listed, list(imports), source, problems)
     for name in raw:
         if name not in SECTIONS:
             problems.append(
-                f"[{name}]: unknown section; {_closest(name, list(SECTIONS))}"
+                f"[{shown(name)}]: unknown section; {_closest(str(name), list(SECTIONS))}"
                 f"expected sections: {list(SECTIONS)}"
             )
     if "data" not in raw:
@@ -349,7 +389,28 @@ def config_from_dict(
     cross_checks(raw, sections, clean, problems)
     if problems:
         raise ConfigError(source, problems)
+    sections["data"] = absolute_data_paths(sections["data"], base, overridden)
     return Config(**sections, source=source, imports=tuple(plugins))
+
+
+def _check_structure(raw: Any, source: str) -> None:
+    """Raise `ConfigError` for a config nested too deeply (or cyclic) to check, or holding
+    text that is not Unicode: the other checks recurse and the run's config.toml is UTF-8."""
+    problems = structure_problems(raw)
+    if problems:
+        raise ConfigError(source, problems)
+
+
+def _against(base: str, listed: Any) -> Any:
+    """The config's ``imports``, each .py path relative to ``base`` made absolute."""
+    if not isinstance(listed, list):
+        return listed  # reported by _plugins
+    return [
+        os.path.join(base, os.path.expanduser(name.strip()))
+        if isinstance(name, str) and name.strip() and is_path(name.strip())
+        else name
+        for name in listed
+    ]
 
 
 def _plugins(listed: Any, extra: list[str], source: str, problems: list[str]) -> list[str]:

@@ -1,28 +1,34 @@
 """From a `Config` to a finished run: data, backend, model, `fit`, and the run directory.
 
-Host-only module; the CLI's ``train``, ``evaluate`` and ``gradcheck`` are thin wrappers over
-`train_config`, `evaluate_run` and `gradcheck_config`.
+Host-only module; the CLI's ``train`` (``--resume``), ``evaluate`` and ``gradcheck`` are thin
+wrappers over `train_config` (`resume_run`), `evaluate_run` and `gradcheck_config`; the run
+itself (claiming the directory, writing it as epochs finish, Ctrl-C) is `backprop.app._trainrun`.
 
 A run directory holds::
 
-    model.npz      the final parameters (the best epoch's with early stopping), the model spec
-                   and the preprocessing, loadable by `load_run` / ``backprop evaluate``
-    last.npz       a complete checkpoint of the last epoch (``fit(..., resume=...)``)
+    config.toml    the resolved config (absolute paths, every default filled in), written first;
+                   ``backprop train`` runs it again
+    manifest.json  status (running, finished, stopped early, diverged, interrupted), epochs done,
+                   backend, device, precision, library versions, command(s), data shapes,
+                   results; written first and kept current as epochs finish
+    history.csv    one row per epoch (or history.json), kept current as epochs finish
+    last.npz       a complete checkpoint of the last epoch (``backprop train --resume RUN_DIR``,
+                   ``fit(..., resume=...)``): every ``checkpoint.every`` epochs, at the end and
+                   on Ctrl-C
     best.npz       the same at the best ``monitor`` value (with a validation set)
-    history.csv    one row per epoch (or history.json)
-    config.toml    the resolved config: every default filled in; ``backprop train`` runs it again
-    manifest.json  backend, device, precision, library versions, command, data shapes, results
+    model.npz      the final parameters (the best epoch's with early stopping; the last finished
+                   epoch's when interrupted or diverged), the model spec and the preprocessing,
+                   loadable by `load_run` / ``backprop evaluate``
     curves.png     loss and metric per epoch (needs matplotlib: ``pip install 'backprop-xp[plot]'``)
+    .lock          present while a process trains in the directory (see `backprop.app.rundir`)
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import pathlib
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,25 +36,28 @@ import backends
 
 from ..data import datasets
 from ..data.checks import DataError, as_column, output_size
+from ..data.labels import encode_labels, encode_targets
 from ..data.preprocessing import Standardizer
-from ..nn.gradcheck import gradcheck
+from ..nn.gradcheck import gradcheck, offset_biases
 from ..nn.model import build_model
 from ..nn.sequential import Sequential
 from ..training._fitdata import host_xy, move_x
-from ..training.callbacks import EarlyStopping, ModelCheckpoint
 from ..training.checkpoint import CheckpointError, load_checkpoint
 from ..training.evaluation import evaluate
-from ..training.fit import FitResult, TrainingDiverged, fit
-from . import rundir
-from .config import Config, config_from_dict
+from ._trainrun import RunInterrupted, RunResult, format_metric, run_training
+from .config import Config, ConfigError, config_from_dict, load_config
 
 __all__ = [
+    "RESUMABLE_KEYS",
     "PreparedData",
+    "RunInterrupted",
     "RunResult",
     "evaluate_run",
+    "format_metric",
     "gradcheck_config",
     "load_run",
     "prepare_dataset",
+    "resume_run",
     "train_config",
 ]
 
@@ -74,16 +83,6 @@ class PreparedData:
         return self.x_test is not self.x_train
 
 
-@dataclasses.dataclass
-class RunResult:
-    """What `train_config` returns: the fit result, held-out metrics and the run directory."""
-
-    fit: FitResult
-    test: dict[str, float]
-    run_dir: pathlib.Path | None
-    manifest: dict[str, Any]
-
-
 # -- data ----------------------------------------------------------------------------------------
 def prepare_dataset(cfg: Config) -> PreparedData:
     """Load the configured dataset, hold out ``test_fraction`` of it (seeded by the training
@@ -94,6 +93,8 @@ def prepare_dataset(cfg: Config) -> PreparedData:
     an embedding table, they do not measure anything.
     """
     X, Y = datasets.load_dataset(cfg.data.name, **cfg.data.options)
+    # class labels (1.0, {0, 1000}, "cat") -> indices 0..K-1; classes[k]: class k's label
+    Y, classes = encode_targets(Y, cfg.model.output, cfg.model.loss)
     n_out = output_size(Y, cfg.model.output)
     if cfg.data.test_fraction > 0:
         x_train, y_train, x_test, y_test = datasets.train_test_split(
@@ -102,7 +103,7 @@ def prepare_dataset(cfg: Config) -> PreparedData:
     else:
         x_train, y_train = X, Y
         x_test, y_test = x_train, y_train
-    preprocessing: dict[str, Any] = {}
+    preprocessing: dict[str, Any] = {} if classes is None else {"classes": classes}
     if cfg.data.standardize and X.dtype.kind not in "iu":
         scaler = Standardizer().fit(x_train)
         preprocessing["features"] = scaler.to_dict()
@@ -123,12 +124,18 @@ def _input_shape(X: Any) -> int | tuple[int, ...]:
     return int(X.shape[1]) if X.ndim == 2 else tuple(int(d) for d in X.shape[1:])
 
 
-def apply_preprocessing(preprocessing: dict[str, Any], X: Any, Y: Any) -> tuple[Any, Any]:
-    """The run's feature (and target) standardization applied to new data."""
+def apply_preprocessing(
+    preprocessing: dict[str, Any], X: Any, Y: Any, output: Any = None
+) -> tuple[Any, Any]:
+    """The run's feature (and target) standardization applied to new data, and its class labels
+    (``preprocessing["classes"]``: text, {0, 1000}, 1.0 ...) turned into the model's class
+    indices; ``output``: the model's output activation (``cfg.model.output``)."""
     if "features" in preprocessing:
         X = Standardizer.from_dict(preprocessing["features"]).transform(X)
     if "targets" in preprocessing:
         Y = Standardizer.from_dict(preprocessing["targets"]).transform(as_column(Y))
+    if "classes" in preprocessing or output == "softmax":
+        Y = encode_labels(Y, preprocessing.get("classes"), output)
     return X, Y
 
 
@@ -163,19 +170,6 @@ def _device(device: str | None) -> str | None:
     return None if device in (None, "default") else device
 
 
-def _callbacks(cfg: Config, run_dir: pathlib.Path | None) -> list[Any]:
-    t = cfg.training
-    out: list[Any] = []
-    if t.early_stopping is not None:
-        out.append(EarlyStopping(**dataclasses.asdict(t.early_stopping)))
-    if run_dir is not None:
-        ck = t.checkpoint
-        keep_best = ck.keep_best and (t.validation_split > 0 or not ck.monitor.startswith("val_"))
-        every = ck.every or t.epochs  # 0: only at the end (ModelCheckpoint writes the last epoch)
-        out.append(ModelCheckpoint(run_dir, every=every, keep_best=keep_best, monitor=ck.monitor))
-    return out
-
-
 def train_config(
     cfg: Config,
     *,
@@ -185,12 +179,15 @@ def train_config(
     save: bool = True,
     verbose: int = 1,
     command: list[str] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run a config end to end: returns a `RunResult`; with ``save`` writes a run directory.
 
-    ``backend``/``device`` override ``[backend] name``/``device``. Raises `DataError`,
-    `backends.BackendError`, `FileExistsError` before training for unusable data, backends or
-    run directories, and `backprop.fit.TrainingDiverged` when training diverges.
+    ``backend``/``device`` override ``[backend] name``/``device``. With ``resume`` the run
+    continues from ``run_dir/last.npz`` in that directory (see `resume_run`). Raises
+    `DataError`, `backends.BackendError`, `FileExistsError` before training for unusable data,
+    backends or run directories, `backprop.fit.TrainingDiverged` when training diverges, and
+    `RunInterrupted` (a KeyboardInterrupt) on Ctrl-C, after writing the last finished epoch.
     """
     if backend or device:
         cfg = dataclasses.replace(
@@ -201,96 +198,79 @@ def train_config(
         )
     data = prepare_dataset(cfg)
     model = cfg.model.build(data.n_in, data.n_out, source=cfg.source)
-    optimizer, schedule = cfg.optimizer.build(), cfg.optimizer.schedule.build()
     with configured_backend(cfg) as (be, switches):
-        return _train(
-            cfg, data, model, optimizer, schedule, be, switches, run_dir, save, verbose, command
+        return run_training(
+            cfg,
+            data,
+            model,
+            be,
+            switches,
+            run_dir=run_dir,
+            save=save,
+            resume=resume,
+            verbose=verbose,
+            command=command,
         )
 
 
-def _train(cfg, data, model, optimizer, schedule, be, switches, run_dir, save, verbose, command):
-    say = print if verbose else (lambda *a, **k: None)
-    t = cfg.training
-    if save and be.process_index:  # a multi-process run: process 0 writes the run directory
-        save = False
-        say(f"process {be.process_index}: the run directory is written by process 0")
-    folder = rundir.new_run_dir(cfg, run_dir) if save else None
-    stored = {"resolved": cfg.to_dict(), "preprocessing": data.preprocessing}
-    manifest = rundir.manifest(cfg, be, switches, data, model, command)
-    # fit holds out ceil(fraction * N) rows (backprop.data.weights.validation_split): say the same
-    n_val = math.ceil(t.validation_split * len(data.x_train))
-    say(
-        f"{cfg.data.name}: {len(data.x_train) - n_val} train"
-        + (f" + {n_val} validation" if n_val else "")
-        + (f" / {len(data.x_test)} test rows" if data.held_out else " rows (no test split)")
-        + (
-            f", {data.n_in} features -> {data.n_out} outputs"
-            if isinstance(data.n_in, int)
-            else f", inputs of shape {tuple(data.n_in)} -> {data.n_out} outputs"
+# keys a resumed run may change; anything else would make it a different run
+RESUMABLE_KEYS = ("training.epochs", "backend.name", "backend.device")
+
+
+def resume_run(
+    run_dir: str | os.PathLike,
+    overrides: list[str] = (),
+    imports: list[str] = (),
+    *,
+    verbose: int = 1,
+    command: list[str] | None = None,
+) -> RunResult:
+    """Continue the run in ``run_dir`` (interrupted, killed or finished) from its ``last.npz``
+    up to its configured ``training.epochs``, or a larger one given as an override
+    (``"training.epochs=200"``): the same numbers as an uninterrupted run on CPU backends.
+
+    Only `RESUMABLE_KEYS` may be overridden; the run's own ``config.toml`` supplies the rest.
+    """
+    path = pathlib.Path(run_dir)
+    if path.is_file() or not (path / "config.toml").is_file():
+        what = "a file" if path.is_file() else f"not a run directory (no {path / 'config.toml'})"
+        raise FileNotFoundError(
+            f"cannot resume {path}: it is {what}; pass the directory `backprop train` wrote "
+            "(it holds config.toml, manifest.json and last.npz)"
         )
-    )
-    say(f"model {model}")
-    say(f"optimizer {optimizer.spec()}, schedule {schedule.spec()}")
-    say(
-        f"backend {be.name} {manifest['backend'].get('library_version', '')} on "
-        f"{be.device_name}, {cfg.backend.dtype}, precision {cfg.backend.precision}"
-    )
-    start = time.perf_counter()
-    diverged = None
-    try:
-        result = _fit(cfg, data, model, optimizer, schedule, be, folder, stored, verbose)
-    except TrainingDiverged as exc:  # keep the last finite parameters and the history
-        diverged, result = exc, exc.result
-    metric = t.fit_metric
-    with be.quiet_float_errors():  # diverged runs: report inf, not a NumPy warning
-        test = evaluate(model, result.params, data.x_test, data.y_test, metric=metric)
-    label = "test" if data.held_out else "training rows"
-    say(f"{label}: " + ", ".join(f"{k} {format_metric(k, v)}" for k, v in test.items()))
-    manifest["result"] = {
-        "epochs": result.epochs,
-        "fit_seconds": round(result.time, 4),
-        "wall_seconds": round(time.perf_counter() - start, 4),
-        "stop_reason": result.stop_reason,
-        "best_epoch": result.best_epoch,
-        "final": result.history.last if len(result.history) else {},
-        "evaluated_on": label,
-        "test": test,
-    }
-    if folder is not None:
-        rundir.write_run(folder, cfg, result, stored, manifest, verbose)
-        say(f"run directory: {folder}")
-    if diverged is not None:
-        where = f"; the last finite parameters are in {folder / 'model.npz'}" if folder else ""
-        raise TrainingDiverged(f"{diverged}{where}", result) from None
-    return RunResult(result, test, folder, manifest)
+    saved = load_config(path / "config.toml", imports=imports)
+    cfg = load_config(path / "config.toml", overrides, imports=imports)
+    before, after = _flat(saved.to_dict()), _flat(cfg.to_dict())
+    changed = sorted(k for k in {*before, *after} if before.get(k) != after.get(k))
+    refused = [k for k in changed if k not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(
+            str(path / "config.toml"),
+            [
+                f"{k} cannot change when resuming (it would be another run); only "
+                f"{', '.join(RESUMABLE_KEYS)} can; start a new run with --set {k}=... instead"
+                for k in refused
+            ],
+        )
+    if cfg.training.epochs < saved.training.epochs:
+        raise ConfigError(
+            str(path / "config.toml"),
+            [
+                f"training.epochs={cfg.training.epochs} is below the run's "
+                f"{saved.training.epochs}; resuming continues a run, pass a larger value"
+            ],
+        )
+    return train_config(cfg, run_dir=path, resume=True, verbose=verbose, command=command)
 
 
-def _fit(cfg, data, model, optimizer, schedule, be, folder, stored, verbose) -> FitResult:
-    t = cfg.training
-    return fit(
-        model,
-        data.x_train,
-        data.y_train,
-        optimizer=optimizer,
-        schedule=schedule,
-        backend=be,
-        dtype=cfg.backend.dtype,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        seed=t.seed,
-        shuffle=t.shuffle,
-        validation_split=t.validation_split,
-        metric=t.fit_metric,
-        class_weight=t.fit_class_weight,
-        callbacks=_callbacks(cfg, folder),
-        diagnostics=t.diagnostics,
-        verbose=verbose,
-        config=stored,
-    )
-
-
-def format_metric(key: str, value: float) -> str:
-    return f"{value:.2%}" if key == "accuracy" else f"{value:.4g}"
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 # -- loading a finished run ------------------------------------------------------------------
@@ -351,7 +331,7 @@ def evaluate_run(
         )
     else:
         X, Y = _load_named(data, target, cfg)
-        X, Y = apply_preprocessing(run.preprocessing, X, Y)
+        X, Y = apply_preprocessing(run.preprocessing, X, Y, cfg.model.output)
         what = f"{data}, {len(X)} rows"
     metric = cfg.training.fit_metric
     values = evaluate(run.model, run.params, X, Y, metric=metric)
@@ -391,8 +371,10 @@ def gradcheck_config(
     max_per_array: int | None = 50,
 ) -> tuple[Any, list[dict[str, Any]], Any]:
     """Finite-difference check of the configured model's ``loss_and_grad`` in float64 on
-    ``rows`` training rows, on the configured (or given) backend, at ``max_per_array``
-    sampled elements of each weight and bias array (None: all; see `backprop.gradcheck`).
+    ``rows`` training rows (fewer if the data has fewer: ``result.rows``), on the configured
+    (or given) backend, at ``max_per_array`` sampled elements of each weight and bias array
+    (None: all; see `backprop.gradcheck`). The biases are offset by seeded N(0, 0.1**2) noise
+    (`offset_biases`) and elements within h of a kink are left out (``result.kinks``).
 
     Returns ``(backend, per-layer rows, GradcheckResult)``; each row has the layer index, its
     shape and activation and the worst relative error of its W and b.
@@ -408,12 +390,14 @@ def _gradcheck(model, data, be, seed, rows, max_per_array):
     if rows < 1:
         raise ValueError(f"rows must be >= 1, received {rows!r}")
     x, y = host_xy(model, data.x_train[:rows], data.y_train[:rows])
-    params = model.init(seed=seed, backend=be, dtype="float64")
+    # seeded non-zero biases: zero biases put ReLU units fed all-zero rows on their kink
+    params = offset_biases(model.init(seed=seed, backend=be, dtype="float64"), seed=seed)
     X, Y = move_x(be, x, "float64", model), be.asarray(y, "float64")
     loss = be.compile(model.loss)  # the 2 * elements loss evaluations: compiled on JAX
     result = gradcheck(
         model.loss_and_grad, params, X, Y, loss=loss, max_per_array=max_per_array, seed=seed
     )
+    result = dataclasses.replace(result, rows=len(x))  # rows actually used: min(rows, N)
     layers = []
     for i, layer in enumerate(model.layers):
         errs = [e for k, e in result.errors.items() if k.startswith(f"[{i}].") or k == f"[{i}]"]
