@@ -1,26 +1,38 @@
 """The progress bar and the end-of-training summary (host-only: tqdm and print).
 
 The bar shows when ``verbose >= 1`` and standard error is a terminal; it counts steps over the
-whole run and shows the epoch, the latest loss read, the validation metric and samples/s. The
+whole run and shows the epoch, the latest loss read, the validation metric and samples/s. It
+redraws at most once per ``MIN_INTERVAL`` seconds (and once more when it closes, so the final
+numbers show): a redraw per step cost as much as the training itself on small models. The
 summary line is printed at the end whenever ``verbose >= 1``.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
-__all__ = ["Progress", "summary"]
+__all__ = ["MIN_INTERVAL", "Progress", "summary"]
+
+MIN_INTERVAL = 0.1  # seconds between redraws: at most ~10 a second
+_clock = time.monotonic  # module-level so tests can drive it
 
 
 class Progress:
-    """A tqdm bar over ``epochs * steps`` steps, or nothing (``on`` is False)."""
+    """A tqdm bar over ``epochs * steps`` steps, or nothing (``on`` is False).
+
+    `batch` and `epoch` update the numbers on every call but redraw only when ``MIN_INTERVAL``
+    seconds have passed since the last redraw; `close` draws the final state.
+    """
 
     def __init__(self, epochs: int, steps: int, verbose: int, start_epoch: int = 0) -> None:
         self.steps = steps
         self.on = bool(verbose) and sys.stderr.isatty()
         self.bar = None
         self.epoch_index = start_epoch
+        self.postfix: dict[str, str] = {}
+        self.drawn_at = _clock()
         if self.on:
             from tqdm.auto import tqdm
 
@@ -31,7 +43,6 @@ class Progress:
                 dynamic_ncols=True,
                 leave=True,
             )
-        self.postfix: dict[str, str] = {}
 
     def batch(self, steps_done: int, loss: float) -> None:
         """``steps_done`` steps of the current epoch are finished; ``loss`` was just read."""
@@ -39,7 +50,7 @@ class Progress:
             return
         self.bar.n = self.epoch_index * self.steps + steps_done
         self.postfix["loss"] = f"{loss:.4g}"
-        self.bar.set_postfix(self.postfix, refresh=True)
+        self._draw()
 
     def epoch(self, record: dict[str, float], metric: str | None) -> None:
         self.epoch_index = int(record["epoch"])
@@ -51,10 +62,20 @@ class Progress:
             if key in record:
                 self.postfix[key] = f"{record[key]:.4g}"
         self.postfix["samples/s"] = f"{record['samples_per_s']:.3g}"
+        self._draw()
+
+    def _draw(self) -> None:
+        """Redraw if ``MIN_INTERVAL`` seconds passed since the last redraw."""
+        now = _clock()
+        if now - self.drawn_at < MIN_INTERVAL:
+            return
+        self.drawn_at = now
         self.bar.set_postfix(self.postfix, refresh=True)
 
     def close(self) -> None:
+        """Draw the latest numbers (tqdm's close redraws the bar) and end the line."""
         if self.bar is not None:
+            self.bar.set_postfix(self.postfix, refresh=False)
             self.bar.close()
             self.bar = None
 
