@@ -201,7 +201,7 @@ def test_malformed_override_says_the_expected_form(text):
             ["monitor = 'val_loss' needs a validation set", "validation_split"],
         ),
         (with_("training", class_weight="balancd"), ["class_weight: expected 'none', 'balanced'"]),
-        (with_("training", class_weight={"a": 1.0}), ["[training.class_weight] a = 1.0"]),
+        (with_("training", class_weight={"a": -1.0}), ["[training.class_weight] a = -1.0"]),
         ({"model": {}}, ["[data]: missing section"]),
         ({"data": {}}, ["[data] name: required key is missing"]),
         ({"data": {"name": "csv"}}, ["(dataset 'csv') path: required key is missing"]),

@@ -398,3 +398,14 @@ def test_readme_and_configs_give_the_held_out_rows_the_split_makes(config, rows,
     assert shown.format(held) in readme
     for claim in re.findall(r"(\d+) held-out", text):
         assert int(claim) == held
+
+
+def test_huge_sample_weights_keep_their_ratios():
+    """Weights near the float64 maximum overflowed the sum: every weight became 0 and the run
+    trained on nothing, silently. Only the ratios matter, so they are kept."""
+    from backprop.data.weights import compute_sample_weight
+
+    y = np.zeros((40, 1))
+    w = compute_sample_weight(y, sample_weight=[1e308] * 20 + [1e307] * 20)
+    np.testing.assert_allclose(w, [20 / 11] * 20 + [2 / 11] * 20, rtol=1e-12)
+    assert np.isfinite(w).all() and w.mean() == pytest.approx(1.0)

@@ -233,7 +233,7 @@ def test_a_run_that_crashes_mid_way_shows_how_far_it_got(capsys, monkeypatch, tm
 
 
 def test_temporary_files_of_a_killed_run_are_removed_by_the_next_write(tmp_path):
-    stale = tmp_path / ".manifest.json.k1ll3d.tmp"
+    stale = tmp_path / ".manifest.json.k1ll3d00.tmp"
     stale.write_text("half a manifest")
     other = tmp_path / ".notes.txt.tmp"
     other.write_text("not ours")
@@ -308,3 +308,39 @@ def test_an_exploding_finite_loss_exits_1_unless_the_config_turns_the_check_off(
     assert code == 0, err
     code, _, err = run_cli(capsys, *args, "--no-save", "--set", "training.divergence_factor=0.5")
     assert code == 2 and "0 (off) or a finite number > 1" in err, err
+
+
+def test_class_weight_keys_are_the_data_s_own_labels(capsys, tmp_path):
+    """A CSV with text labels: ``class_weight = {cat = 3}`` weighs the class the run calls
+    "cat" (whatever its index), exactly as the same weight by index in `fit`; an unknown label
+    is an error naming the labels there are."""
+    import backprop as bp
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    labels = np.where(X[:, 0] > 0.3, "cat", "dog")
+    rows = "\n".join(f"{a:.6f},{b:.6f},{c}" for (a, b), c in zip(X, labels, strict=True))
+    (tmp_path / "pets.csv").write_text("a,b,kind\n" + rows + "\n")
+    (tmp_path / "pets.toml").write_text(
+        '[data]\nname = "csv"\npath = "pets.csv"\ntarget = "kind"\ntest_fraction = 0.0\n'
+        "standardize = false\n[model]\nhidden_sizes = [4]\noutput = 'softmax'\n"
+        "loss = 'cross_entropy'\n[training]\nepochs = 2\n"
+        "batch_size = 60\nshuffle = false\n[training.class_weight]\ncat = 3.0\n"
+    )
+    from backprop.app import experiment
+    from backprop.app.config import load_config
+
+    X = np.loadtxt(tmp_path / "pets.csv", delimiter=",", skiprows=1, usecols=(0, 1))
+    cfg = load_config(tmp_path / "pets.toml")
+    run = experiment.train_config(cfg, save=False, verbose=0)
+    model = bp.MLP([2, 4, 2], hidden="relu", output="softmax", loss="cross_entropy")
+    direct = bp.fit(
+        model, X, (labels == "dog").astype(int), epochs=2, batch_size=60, shuffle=False,
+        class_weight={0: 3.0}, verbose=0, optimizer=cfg.optimizer.build(),
+    )  # fmt: skip
+    assert run.fit.history["loss"] == direct.history["loss"]
+    pets = tmp_path / "pets.toml"
+    code, _, err = run_cli(
+        capsys, "train", pets, "--no-save", "--set", "training.class_weight={cow=2.0}"
+    )
+    assert code == 2 and "'cow', which is not a class" in err and "['cat', 'dog']" in err, err

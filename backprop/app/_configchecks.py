@@ -198,10 +198,10 @@ def _check_training(t: TrainingConfig, problems: list[str]) -> None:
         )
     if isinstance(t.class_weight, dict):
         for k, w in t.class_weight.items():
-            if not k.lstrip("-").isdigit() or not _is_number(w) or w < 0:
+            if not k or not _is_number(w) or w < 0:  # labels are checked against the data
                 problems.append(
-                    f"[training.class_weight] {k} = {w!r}: expected an integer class label "
-                    "= a number >= 0, e.g. class_weight = { 0 = 1.0, 1 = 3.0 }"
+                    f"[training.class_weight] {k} = {w!r}: expected a class label (as in the "
+                    "data: 0, 1000, cat) = a number >= 0, e.g. class_weight = { 0 = 1.0, 1 = 3.0 }"
                 )
     stopping = t.early_stopping
     if stopping is not None and stopping.monitor.startswith("val_") and t.validation_split == 0:

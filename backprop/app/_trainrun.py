@@ -18,6 +18,7 @@ import pathlib
 import time
 from typing import Any
 
+from ..data.checks import DataError
 from ..training.callbacks import EarlyStopping, ModelCheckpoint
 from ..training.checkpoint import CheckpointError
 from ..training.evaluation import evaluate
@@ -214,7 +215,7 @@ class _Session:
             shuffle=t.shuffle,
             validation_split=t.validation_split,
             metric=t.fit_metric,
-            class_weight=t.fit_class_weight,
+            class_weight=self._class_weight(),
             callbacks=self._callbacks(record),
             diagnostics=t.diagnostics,
             divergence_factor=t.fit_divergence_factor,
@@ -222,6 +223,25 @@ class _Session:
             config=self.stored,
             resume=resume_from,
         )
+
+    def _class_weight(self) -> Any:
+        """``training.class_weight`` for `fit`: a table's keys are the data's own labels (0,
+        1000, "cat"), turned into the model's class indices through the stored classes."""
+        weights, classes = self.cfg.training.class_weight, self.data.preprocessing.get("classes")
+        if not isinstance(weights, dict):
+            return self.cfg.training.fit_class_weight
+        if classes is None:  # the labels are the indices 0..K-1 (0/1 for one sigmoid unit)
+            index = {str(k): k for k in range(max(self.data.n_out, 2))}
+        else:
+            index = {str(c): k for k, c in enumerate(classes)}
+        unknown = [k for k in weights if k not in index]
+        if unknown:
+            known = list(index) if classes is None else [str(c) for c in classes]
+            raise DataError(
+                f"training.class_weight names {unknown[0]!r}, which is not a class of "
+                f"{self.cfg.data.name}'s labels {known}; use those labels as the keys"
+            )
+        return {index[k]: float(w) for k, w in weights.items()}
 
     def _evaluate(self, result: FitResult) -> dict[str, float]:
         data = self.data

@@ -20,12 +20,11 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 import time
 from typing import Any
 
 from ..training.callbacks import Callback
-from ..training.checkpoint import save_checkpoint
+from ..training.checkpoint import save_checkpoint, write_atomic
 from ._toml import dump_toml
 from .config import Config
 
@@ -184,36 +183,17 @@ class RunDirectory:
 
 
 def write_text_atomic(path: pathlib.Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed onto it: a failure (a full
-    disk) leaves the previous file as it was. Temporary files of the same name left by a killed
-    process are removed after the rename (the run directory's lock keeps other writers out)."""
-    tmp = None
+    """Write ``text`` to ``path`` all or nothing (`backprop.training.checkpoint.write_atomic`):
+    a failure (a full disk) leaves the previous file as it was. Temporary files of the same name
+    left by a killed process are removed (the run directory's lock keeps other writers out)."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        tmp = None
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed process
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        write_atomic(path, lambda f: f.write(text.encode("utf-8")))
     except OSError as exc:
         raise OSError(
             exc.errno,
             f"could not write {path}: {exc.strerror or exc}; check free disk space and "
             "permissions (the previous version of the file, if any, is unchanged)",
         ) from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class RunFiles(Callback):

@@ -42,7 +42,11 @@ def compute_sample_weight(
         labels = _one_label_per_row("class_weight", y, hint)
         n_classes = max(y.shape[1], 2)
         w = w * _class_weights(class_weight, labels, n_classes, w)[labels]
-    total = w.sum()
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total):  # huge (finite) weights overflow the sum: scale first, same ratios
+        w = w / w.max()
+        total = w.sum()
     if total == 0:
         raise DataError(
             "every row has weight 0 after applying class_weight to sample_weight; give at least "

@@ -14,7 +14,7 @@ from ..data.weights import compute_sample_weight, validation_split
 from ..nn.sequential import Params, Sequential
 from ..tree import tree_map
 from .callbacks import _Monitor
-from .run import Run
+from .run import Run, tree_mismatch
 
 
 @dataclasses.dataclass
@@ -72,7 +72,7 @@ def move_params(model: Sequential, params: Params, be: Any, dtype: str) -> Param
 def move_opt_state(optimizer: Any, params: Params, opt_state: Any, be: Any, dtype: str) -> Any:
     """A user-given optimizer state on ``be`` in ``dtype``, checked against the state
     ``optimizer.init(params)`` builds: the same nesting (dict keys, list lengths), leaf shapes."""
-    problem = _tree_mismatch(optimizer.init(params), opt_state, "opt_state")
+    problem = tree_mismatch(optimizer.init(params), opt_state, "opt_state")
     if problem:
         raise ValueError(
             f"fit: opt_state does not match {type(optimizer).__name__}.init(params): {problem}; "
@@ -80,34 +80,6 @@ def move_opt_state(optimizer: Any, params: Params, opt_state: Any, be: Any, dtyp
             "fresh state"
         )
     return tree_map(lambda s: be.asarray(backends.backend_of(s).to_numpy(s), dtype), opt_state)
-
-
-def _tree_mismatch(expected: Any, given: Any, where: str) -> str | None:
-    """The first difference between two trees (nesting, then leaf shapes), or None."""
-    if isinstance(expected, dict):
-        if not isinstance(given, dict) or set(given) != set(expected):
-            return f"{where} should be a dict with keys {sorted(expected)}, received {_kind(given)}"
-        children = [(expected[k], given[k], f"{where}[{k!r}]") for k in expected]
-    elif isinstance(expected, (list, tuple)):
-        if not isinstance(given, (list, tuple)) or len(given) != len(expected):
-            return f"{where} should be a list of {len(expected)}, received {_kind(given)}"
-        children = [(e, given[i], f"{where}[{i}]") for i, e in enumerate(expected)]
-    else:
-        shape = getattr(given, "shape", None)
-        if shape is not None and tuple(shape) == tuple(expected.shape):
-            return None
-        expected_shape = tuple(expected.shape)
-        return f"{where} should be an array of shape {expected_shape}, received {_kind(given)}"
-    return next((p for p in (_tree_mismatch(*c) for c in children) if p), None)
-
-
-def _kind(tree: Any) -> str:
-    if isinstance(tree, dict):
-        return f"a dict with keys {sorted(tree)}"
-    if isinstance(tree, (list, tuple)):
-        return f"a list of {len(tree)}"
-    shape = getattr(tree, "shape", None)
-    return type(tree).__name__ if shape is None else f"shape {tuple(shape)}"
 
 
 def prepare_data(

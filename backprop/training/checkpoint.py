@@ -30,7 +30,8 @@ import os
 import pathlib
 import re
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -42,6 +43,7 @@ __all__ = [
     "check_spec",
     "load_checkpoint",
     "save_checkpoint",
+    "write_atomic",
 ]
 
 FORMAT = "backprop-checkpoint"
@@ -170,23 +172,34 @@ def _check_json(value: Any, where: str) -> None:
 
 
 def _write_atomic(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0o600; a checkpoint is a file
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _remove_stale_temporaries(path)
+        write_atomic(path, lambda f: np.savez(f, **arrays))
     except Exception as exc:  # OSError mostly; anything else still must not leave a partial file
         raise CheckpointError(
             f"could not write checkpoint {path}: {type(exc).__name__}: {exc}; check free disk "
             "space and permissions (any earlier checkpoint there is unchanged)"
         ) from exc
+
+
+def write_atomic(path: pathlib.Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write a file all or nothing: ``write(f)`` fills a temporary file in ``path``'s folder,
+    which is flushed, fsync'ed, given the mode an ordinary file gets (``0o666 & ~umask``, not
+    mkstemp's 0o600) and renamed onto ``path``. On any failure the temporary file is removed and
+    an earlier ``path`` is unchanged; after success, temporary files of ``path`` left by a
+    killed process are removed. Exceptions propagate (OSError for a full disk or permissions).
+    """
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _remove_stale_temporaries(path)
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
