@@ -303,6 +303,7 @@ def test_an_exploding_finite_loss_exits_1_unless_the_config_turns_the_check_off(
     args = ["train", spirals, "--set", "optimizer.lr=1e3", "--quiet"]
     code, _, err = run_cli(capsys, *args, "--run-dir", tmp_path / "run")
     assert code == 1 and "TrainingDiverged" in err and "10 times the untrained" in err, err
+    assert "training.divergence_factor=0 turns it off" in err, err
     assert manifest(tmp_path / "run")["status"] == "diverged"
     code, _, err = run_cli(capsys, *args, "--no-save", "--set", "training.divergence_factor=0")
     assert code == 0, err
@@ -344,3 +345,31 @@ def test_class_weight_keys_are_the_data_s_own_labels(capsys, tmp_path):
         capsys, "train", pets, "--no-save", "--set", "training.class_weight={cow=2.0}"
     )
     assert code == 2 and "'cow', which is not a class" in err and "['cat', 'dog']" in err, err
+
+
+def test_a_run_killed_with_sigkill_resumes_bit_identically(capsys, tmp_path, spirals):
+    """kill -9 runs no handler: the directory keeps its last checkpoint, a stale ``.lock`` (the
+    kernel dropped the lock itself) does not block the resume, and the resumed run ends with
+    the numbers of a run that was never killed."""
+    run, full = tmp_path / "killed", tmp_path / "full"
+    sets = ["--set", "training.epochs=60", "--set", "training.checkpoint.every=1", "--quiet"]
+    cmd = [sys.executable, "-m", "backprop", "train", str(spirals), "--run-dir", str(run), *sets]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if manifest(run).get("epochs_done", 0) >= 2:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=30)
+    record = manifest(run)
+    assert record["status"] == "running" and (run / ".lock").exists()
+    assert 2 <= record["epochs_done"] < 60, record["epochs_done"]
+    code, _, err = run_cli(capsys, "resume", run, "--quiet")
+    assert code == 0, err
+    assert run_cli(capsys, "train", spirals, "--run-dir", full, *sets)[0] == 0
+    same_run(run, full)
+    assert manifest(run)["status"] == "finished" and not (run / ".lock").exists()

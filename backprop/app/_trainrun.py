@@ -128,7 +128,9 @@ class _Session:
             say(f"run directory: {folder}")
         if ending == "diverged":
             where = f"; the last finite parameters are in {folder / 'model.npz'}" if folder else ""
-            raise TrainingDiverged(f"{error}{where}", result) from None
+            # a config user turns the check off with the config key, not fit's argument
+            text = str(error).replace("divergence_factor=None", "training.divergence_factor=0")
+            raise TrainingDiverged(f"{text}{where}", result) from None
         if ending == "interrupted":
             raise RunInterrupted(
                 f"interrupted after epoch {result.epochs} of {cfg.training.epochs}; {folder} "
