@@ -36,6 +36,7 @@ def jax_activations():
         "elu": nn.elu,
         "softplus": nn.softplus,
         "gelu": lambda z: nn.gelu(z, approximate=True),
+        "exp": jnp.exp,
         "softmax": lambda z: nn.softmax(z, axis=-1),
     }
 
@@ -52,6 +53,7 @@ def torch_activations():
         "elu": F.elu,
         "softplus": F.softplus,
         "gelu": lambda z: F.gelu(z, approximate="tanh"),
+        "exp": torch.exp,
         "softmax": lambda z: torch.softmax(z, dim=-1),
     }
 
@@ -76,6 +78,9 @@ def _jax_loss(jnp, name: str, a, y):
         return -jnp.sum(y * jnp.log(a) + (1 - y) * jnp.log(1 - a)) / n
     if name == "cross_entropy":
         return -jnp.sum(y * jnp.log(a)) / n
+    if name == "poisson":  # half the deviance, with 0 log 0 = 0
+        ylogy = jnp.where(y > 0, y * jnp.log(jnp.where(y > 0, y, 1.0)), 0.0)
+        return jnp.sum(ylogy - y * jnp.log(a) - y + a) / n
     raise KeyError(name)
 
 

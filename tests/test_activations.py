@@ -67,7 +67,7 @@ def test_forward_is_stable_for_huge_inputs(backend, name):
     a_host = to_host(backend, a)
     assert a_host.dtype == np.float32
     assert np.all(np.isfinite(a_host)), a_host
-    if act.hidden:
+    if name != "softmax":  # every activation but softmax has an elementwise derivative
         d = to_host(backend, act.derivative(xp, z if act.needs_input else None, a))
         assert np.all(np.isfinite(d)), d
     else:

@@ -150,7 +150,10 @@ def test_standardize_targets_takes_any_regression_loss():
     raw = {"data": {"name": "xor", "standardize_targets": True}, "model": {"loss": "huber"}}
     config_from_dict(raw)  # huber is a regression loss: no problem
     raw["model"] = {"loss": "binary_cross_entropy", "output": "sigmoid"}
-    assert "standardize_targets = true is for regression" in problems_of(raw)[0]
+    assert "standardize_targets = true is for mse/huber regression" in problems_of(raw)[0]
+    assert "takes class targets" in problems_of(raw)[0]
+    raw["model"] = {"loss": "poisson", "output": "exp"}  # counts >= 0: z-scores are not
+    assert "in their own units (>= 0 for poisson)" in problems_of(raw)[0]
 
 
 # -- one problem per mistake, with the location and the fix ----------------------------------------

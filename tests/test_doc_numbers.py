@@ -229,14 +229,18 @@ def test_math_counts_the_accepted_pairs_and_the_networks():
 
     text = " ".join(page("math.md").split())
     m = re.search(
-        r"all (\d+) of them \(mse and huber with each of the (\d+) activations, and the two fused",
+        r"all (\d+) of them \(mse and huber with each of the (\d+) activations, "
+        r"and the (\w+) fused",
         text,
     )
     assert m and int(m[1]) == len(test_gradients.HEADS)
     assert int(m[2]) == len(bp.ACTIVATIONS.names())
     any_output = {n for n in bp.LOSSES.names() if bp.get_loss(n).outputs is None}
     assert any_output == {"mse", "huber"}
-    assert int(m[1]) == 2 * int(m[2]) + 2
+    fused = [n for n in bp.LOSSES.names() if bp.get_loss(n).outputs is not None]
+    words = {"two": 2, "three": 3, "four": 4, "five": 5}
+    assert words[m[3]] == len(fused)
+    assert int(m[1]) == 2 * int(m[2]) + len(fused)
     assert f"each of the {m[1]} accepted output/loss pairs" in text
     assert "every hidden activation with six of those pairs" in text
     assert len(test_gradients.CROSSED_HEADS) == 6

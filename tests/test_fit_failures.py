@@ -124,7 +124,8 @@ def test_a_diverging_sklearn_fit_raises_solver_diverged(kind):
 
     Y = EXPLODING[kind][1]
     estimator = {"classifier": MLPClassifier, "regressor": MLPRegressor}[kind]
-    model = estimator((16,), learning_rate_init=1e3, max_iter=5, random_state=0)
+    # keywords: MLPRegressor's first parameter is `loss`, as in scikit-learn >= 1.7
+    model = estimator(hidden_layer_sizes=(16,), learning_rate_init=1e3, max_iter=5, random_state=0)
     with pytest.raises(SolverDiverged) as info:
         model.fit(X, Y)
     assert isinstance(info.value, ValueError) and isinstance(info.value, bp.TrainingDiverged)

@@ -14,8 +14,9 @@ import backprop as bp
 HIDDEN = [n for n in bp.ACTIVATIONS.names() if bp.get_activation(n).hidden]
 # Every (output activation, loss) pair the model accepts, from the registries: a loss's
 # ``outputs`` names the output activations it takes (None: any); every registered activation
-# can be the last layer's (softmax only there). 20 pairs: mse and huber with each of the 9
-# activations, sigmoid / binary_cross_entropy and softmax / cross_entropy.
+# can be the last layer's (softmax only there). 23 pairs: mse and huber with each of the 10
+# activations, and the fused sigmoid / binary_cross_entropy, softmax / cross_entropy and
+# exp / poisson.
 HEADS = [
     (output, loss)
     for loss in bp.LOSSES.names()
@@ -43,6 +44,8 @@ def _data(loss: str, output: str, n: int = 6, seed: int = 0):
     X = rng.normal(size=(n, SIZES[0]))
     if loss == "cross_entropy":
         Y = bp.one_hot(rng.integers(0, SIZES[-1], n), SIZES[-1])
+    elif loss == "poisson":  # counts, zeros included (0 log 0)
+        Y = rng.poisson(1.5, (n, SIZES[-1])).astype(float)
     elif loss == "binary_cross_entropy" or output in ("sigmoid", "softmax"):
         Y = rng.integers(0, 2, (n, SIZES[-1])).astype(float)
     else:
@@ -67,7 +70,7 @@ def test_the_cases_cover_every_accepted_output_loss_pair():
                 continue
             accepted.add((output, loss))
     assert accepted == set(HEADS) == {(o, loss) for _, o, loss in CASES}
-    assert len(HEADS) == 20
+    assert len(HEADS) == 23
 
 
 @pytest.mark.parametrize(("hidden", "output", "loss"), CASES)
@@ -152,7 +155,8 @@ def test_gradcheck_refuses_float32(backend):
 
 
 @pytest.mark.parametrize(
-    ("output", "loss"), [("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy")]
+    ("output", "loss"),
+    [("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy"), ("exp", "poisson")],
 )
 def test_fused_delta_equals_chain_rule(backend, output, loss):
     """(a - y)/N is exactly f'(z) * dJ/da for the fused pairs: the derivative cancels."""
@@ -160,11 +164,10 @@ def test_fused_delta_equals_chain_rule(backend, output, loss):
     act, lossf = bp.get_activation(output), bp.get_loss(loss)
     rng = np.random.default_rng(0)
     z = backend.asarray(rng.normal(size=(4, 3)), "float64")
-    y_host = (
-        bp.one_hot(rng.integers(0, 3, 4), 3)
-        if loss == "cross_entropy"
-        else rng.integers(0, 2, (4, 3)).astype(float)
-    )
+    y_host = {
+        "cross_entropy": bp.one_hot(rng.integers(0, 3, 4), 3),
+        "poisson": rng.poisson(1.5, (4, 3)).astype(float),
+    }.get(loss, rng.integers(0, 2, (4, 3)).astype(float))
     y = backend.asarray(y_host, "float64")
     a = act.forward(xp, z)
     chain = act.vjp(xp, z, a, lossf.grad(xp, a, y))
@@ -192,3 +195,29 @@ def test_fused_loss_is_stable_for_saturated_outputs(backend, loss):
     assert np.isfinite(v) and v > 1e3  # log(1 + e^1e4) ~ 1e4 for the wrong row
     for g in grads:
         assert np.all(np.isfinite(backend.to_numpy(g["W"])))
+
+
+def test_poisson_value_is_scikit_learns_half_deviance(backend):
+    """J = mean over rows of sum(y log(y/a) - y + a), scikit-learn's poisson_loss (constant
+    y log y - y included, 0 log 0 = 0), so loss_curve_ agrees with scikit-learn's."""
+    xp, loss = backend.xp, bp.get_loss("poisson")
+    y_host = np.array([[0.0, 2.0], [3.0, 1.0], [1.0, 0.0]])
+    a_host = np.array([[0.5, 1.5], [2.0, 1.0], [4.0, 0.25]])
+    terms = np.where(y_host > 0, y_host * np.log(np.where(y_host > 0, y_host / a_host, 1.0)), 0.0)
+    expected = (terms - y_host + a_host).sum() / 3
+    y, a = backend.asarray(y_host, "float64"), backend.asarray(a_host, "float64")
+    assert_close(backend, loss.value(xp, a, y), expected, rtol=1e-14)
+    z = backend.asarray(np.log(a_host), "float64")
+    assert_close(backend, loss.value_from_logits(xp, z, y), expected, rtol=1e-14)
+
+
+def test_poisson_from_logits_is_finite_where_the_output_underflows(backend):
+    """z = -800 in float64: exp(z) underflows to 0, where log(a) would give -inf and J inf;
+    from the logits J = (800*y + ...)/N, finite, and the fused delta (a - y)/N finite."""
+    model = bp.MLP([1, 1], output="exp", loss="poisson")
+    params = [{"W": backend.asarray([[1.0]], "float64"), "b": backend.asarray([0.0], "float64")}]
+    X = backend.asarray([[-800.0], [2.0]], "float64")
+    Y = backend.asarray([[1.0], [0.0]], "float64")
+    value, grads = model.loss_and_grad(params, X, Y)
+    assert np.isfinite(float(value)) and float(value) > 400  # 800 / 2 from the first row
+    assert np.all(np.isfinite(backend.to_numpy(grads[0]["b"])))

@@ -275,7 +275,7 @@ def test_verbose_prints_sklearns_lines(capsys):
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
-        ({"solver": "lbfgs"}, InvalidParameterError, r"'solver' parameter .* among \{.*'sgd'"),
+        ({"solver": "newton"}, InvalidParameterError, r"'solver' parameter .* among \{.*'sgd'"),
         ({"activation": "swish"}, InvalidParameterError, r"'activation' parameter .*'logistic'"),
         (
             {"activation": ["tanh", "swish"], "hidden_layer_sizes": (4, 4)},

@@ -39,21 +39,29 @@ def cross_checks(
         _check_component("optimizer.schedule", s["optimizer"].schedule, problems)
     if "training" in clean:
         _check_training(s["training"], problems)
-    if {"data", "model"} <= clean and s["data"].standardize_targets and _class_loss(s["model"]):
-        problems.append(
-            f"[data] standardize_targets = true is for regression targets, but [model] loss = "
-            f"{s['model'].loss!r} takes class targets; remove standardize_targets"
-        )
+    if {"data", "model"} <= clean and s["data"].standardize_targets:
+        why = _unstandardizable(s["model"])
+        if why:
+            problems.append(
+                f"[data] standardize_targets = true is for mse/huber regression targets, but "
+                f"[model] loss = {s['model'].loss!r} {why}; remove standardize_targets"
+            )
 
 
-def _class_loss(model: Any) -> bool:
-    """Whether the model's loss takes class targets (it needs a sigmoid or softmax output)."""
+def _unstandardizable(model: Any) -> str | None:
+    """Why the model's loss cannot take z-scored targets, or None: class targets (sigmoid or
+    softmax losses) are labels; a Poisson loss needs counts >= 0, which z-scores are not."""
     from ..nn.losses import get_loss
 
     try:
-        return get_loss(model.loss).outputs is not None
+        loss = get_loss(model.loss)
     except (ValueError, TypeError):  # an unknown loss: reported by the model's checks
-        return False
+        return None
+    if loss.task == "classification":
+        return "takes class targets"
+    if loss.outputs is not None:
+        return f"needs targets in their own units (>= 0 for {loss.name}), which z-scores are not"
+    return None
 
 
 def _check_backend(raw: dict[str, Any], s: dict[str, Any], problems: list[str]) -> None:

@@ -222,6 +222,26 @@ class Gelu(Activation):
         return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_K * z2)
 
 
+@register("exp")
+class Exp(Activation):
+    """a = exp(z); f' = exp(z) = a, from the output. The inverse of the log link: the output of
+    the ``poisson`` loss, with which f' cancels (fused delta (a - y)/N, see `backprop.losses`).
+
+    Overflow-free: z is capped at log(finfo.max) - 1e-3 (about 88.72 in float32, 709.78 in
+    float64), so a saturates just below the dtype's largest value instead of becoming inf.
+    Output layer only: stacked, exp(exp(...)) overflows within a few layers.
+    """
+
+    hidden: ClassVar[bool] = False
+
+    def forward(self, xp, z):
+        cap = math.log(float(xp.finfo(z.dtype).max)) - 1e-3
+        return xp.exp(xp.clip(z, max=cap))
+
+    def derivative(self, xp, z, a):
+        return a
+
+
 @register("softmax")
 class Softmax(Activation):
     """a_i = exp(z_i) / sum_j exp(z_j) over each row; output layer only.

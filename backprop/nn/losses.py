@@ -10,6 +10,8 @@ Definitions (the same as scikit-learn's MLP; N = rows of the batch, K = output u
   h(r) = r**2/2 for |r| <= delta, delta*(|r| - delta/2) beyond; J = mean(h) over all N*K
   elements (so J equals mse's 0.5*mean(r**2) while every |r| <= delta);
   dJ/da = clip(r, -delta, delta) / (N*K): the squared error's gradient, capped at delta.
+- ``poisson`` (exp outputs, targets y >= 0): half the Poisson deviance,
+  J = (1/N) * sum(y*log(y/a) - y + a) with 0*log(0) = 0; dJ/da = (1 - y/a) / N.
 
 N is the size of the second-to-last axis, K of the last: leading axes (a stack of models) are
 summed over, each slice being one model's batch.
@@ -19,11 +21,11 @@ terms (J = (1/N) * sum_i w_i * l_i, and the same factor in dJ/da and the fused d
 loop rescales weights to mean 1 over the training set, so all-ones weights give the unweighted
 loss; ``w=None`` skips the product altogether.
 
-For sigmoid + binary cross-entropy and softmax + cross-entropy the output activation's
-derivative cancels against dJ/da, and the error signal at the output is simply
+For sigmoid + binary cross-entropy, softmax + cross-entropy and exp + poisson the output
+activation's derivative cancels against dJ/da, and the error signal at the output is simply
 ``delta = dJ/dz = (a - y) / N``. The model uses this fused form (`Loss.fused_delta`) and
-computes J from the pre-activation z with log-sum-exp / softplus, so saturated outputs give
-neither ``log(0)`` nor NaN.
+computes J from the pre-activation z with log-sum-exp / softplus (poisson: log a = z), so
+saturated outputs give neither ``log(0)`` nor NaN.
 
 To add a loss: subclass `Loss`, decorate with ``@register("name")`` (a frozen dataclass whose
 fields are hyperparameters, like `Huber`'s ``delta``). ``get_loss`` accepts a name, a spec
@@ -38,7 +40,7 @@ from typing import Any, ClassVar
 
 from .._registry import Registry
 from ._component import Component, build_component, short_spec
-from .activations import log_softmax, softplus
+from .activations import Exp, log_softmax, softplus
 
 __all__ = ["LOSSES", "Loss", "get_loss", "register"]
 
@@ -61,12 +63,15 @@ class Loss(Component):
 
     ``outputs``: the registered output activations this loss accepts (None: any).
     ``fused_output``: the registered output activation whose derivative cancels, giving
-    ``delta = (a - y)/N``.
+    ``delta = (a - y)/N``. ``task``: "classification" for losses of class targets (the model's
+    default metric is then accuracy, and fit stratifies its validation split), else
+    "regression".
     """
 
     registry: ClassVar[Registry] = LOSSES
     outputs: ClassVar[tuple[str, ...] | None] = None
     fused_output: ClassVar[str | None] = None
+    task: ClassVar[str] = "regression"
 
     def value(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
         """J(a, y) from the output activations; ``w``: optional (N, 1) sample weights."""
@@ -111,6 +116,7 @@ class BinaryCrossEntropy(Loss):
 
     outputs: ClassVar[tuple[str, ...]] = ("sigmoid",)
     fused_output: ClassVar[str] = "sigmoid"
+    task: ClassVar[str] = "classification"
 
     def value(self, xp, a, y, w=None):
         terms = y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)
@@ -132,6 +138,7 @@ class CrossEntropy(Loss):
 
     outputs: ClassVar[tuple[str, ...]] = ("softmax",)
     fused_output: ClassVar[str] = "softmax"
+    task: ClassVar[str] = "classification"
 
     def value(self, xp, a, y, w=None):
         return -xp.sum(_weighted(y * xp.log(a), w)) * (1.0 / a.shape[-2])
@@ -167,6 +174,36 @@ class Huber(Loss):
     def grad(self, xp, a, y, w=None):
         r = xp.clip(a - y, min=-self.delta, max=self.delta)
         return _weighted(r, w) * (1.0 / (a.shape[-2] * a.shape[-1]))
+
+
+@register("poisson")
+class Poisson(Loss):
+    """Half the Poisson deviance for counts or rates y >= 0 and exp outputs a > 0 (the log
+    link), scikit-learn's ``loss="poisson"`` including its constant y*log(y) - y:
+    J = (1/N) sum(y log(y/a) - y + a); dJ/da = (1 - y/a) / N; fused with exp: dJ/dz = (a - y)/N.
+
+    From logits: log a = z, so J = (1/N) sum(a - y*z + y*log(y) - y), with no log of an ``a``
+    that underflowed to 0. 0*log(0) = 0 (y = 0 adds a alone).
+    """
+
+    outputs: ClassVar[tuple[str, ...]] = ("exp",)
+    fused_output: ClassVar[str] = "exp"
+
+    def value(self, xp, a, y, w=None):
+        terms = a - y * xp.log(a) + _ylogy(xp, y) - y
+        return xp.sum(_weighted(terms, w)) * (1.0 / a.shape[-2])
+
+    def grad(self, xp, a, y, w=None):
+        return _weighted(1.0 - y / a, w) * (1.0 / a.shape[-2])
+
+    def value_from_logits(self, xp, z, y, w=None):
+        terms = Exp().forward(xp, z) - y * z + _ylogy(xp, y) - y
+        return xp.sum(_weighted(terms, w)) * (1.0 / z.shape[-2])
+
+
+def _ylogy(xp: Any, y: Any) -> Any:
+    """y * log(y) elementwise, 0 where y = 0 (its limit)."""
+    return y * xp.log(xp.where(y > 0, y, xp.ones_like(y)))
 
 
 def _mean(xp: Any, terms: Any) -> Any:

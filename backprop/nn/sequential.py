@@ -143,7 +143,7 @@ class Sequential:
         "regression"; it picks the default metric (accuracy or R^2)."""
         out = self.output_activation
         if (
-            self.loss_function.fused_output is not None
+            self.loss_function.task == "classification"
             or is_activation(out, "sigmoid")
             or is_activation(out, "softmax")
         ):

@@ -12,9 +12,10 @@ from typing import Any
 
 import backends
 
-from ..nn.activations import log_softmax, softplus
+from ..nn.activations import Sigmoid, log_softmax, softplus
 
 __all__ = [
+    "NONFINITE",
     "array_backend",
     "check_device_input",
     "log_probabilities",
@@ -24,6 +25,13 @@ __all__ = [
 
 # modules whose arrays (or array-likes) are host data, answered without probing the backends
 _HOST_MODULES = ("builtins", "numpy", "pandas", "polars", "scipy")
+
+
+# scikit-learn's sentence for a solver that produced NaN or infinite weights (its tests match it)
+NONFINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and "
+    "need to be preprocessed. "
+)
 
 
 def array_backend(X: Any) -> backends.Backend | None:
@@ -70,9 +78,20 @@ def probabilities(xp: Any, a: Any, binary: bool) -> Any:
 
 def log_probabilities(xp: Any, z: Any, output: str, binary: bool) -> Any:
     """log of `probabilities` from the logits ``z`` (N, K), finite where a probability rounds
-    to 0: ``log_softmax(z)`` for softmax; log sigmoid(z) = -softplus(-z) per sigmoid unit, and
-    log(1 - sigmoid(z)) = -softplus(z) for the first column of the binary case."""
+    to 0: ``log_softmax(z)`` for softmax. Per sigmoid unit, log(p) of the rounded probability
+    p = sigmoid(z) where p > 0 (so it agrees with ``log(predict_proba)``, ties at p == 1.0
+    included, as scikit-learn's tests expect) and log sigmoid(z) = -softplus(-z) where p
+    rounds to 0; the first column of the binary case the same for 1 - p with -softplus(z)."""
     if output == "softmax":
         return log_softmax(xp, z)
-    log_p = -softplus(xp, -z)
-    return xp.concat([-softplus(xp, z), log_p], axis=1) if binary else log_p
+    p = Sigmoid().forward(xp, z)
+    log_p = _log_or(xp, p, -softplus(xp, -z))
+    if not binary:
+        return log_p
+    return xp.concat([_log_or(xp, 1.0 - p, -softplus(xp, z)), log_p], axis=1)
+
+
+def _log_or(xp: Any, p: Any, fallback: Any) -> Any:
+    """log(p) where p > 0, else ``fallback`` (without evaluating log(0))."""
+    positive = p > 0
+    return xp.where(positive, xp.log(xp.where(positive, p, xp.ones_like(p))), fallback)

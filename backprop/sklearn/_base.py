@@ -21,13 +21,13 @@ from ..nn.activations import ACTIVATIONS
 from ..nn.model import MLP
 from ..training.optimizers import SGD, Adam, AdamW, Optimizer, RMSProp
 from . import _arrays as arrays
-from ._fit import FitMixin
+from ._fit import FitMixin, dense
 from ._rules import LEARNING_RATES
 
 __all__ = ["FLOATS", "SOLVERS", "BaseMLP", "hidden_activations"]
 
 FLOATS = ("float64", "float32")  # validate_data keeps these, converts anything else to float64
-SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
+SOLVERS = ("sgd", "adam", "adamw", "rmsprop", "lbfgs")
 _SKLEARN_NAMES = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
@@ -64,6 +64,7 @@ _OUTPUTS = {  # out_activation_ (scikit-learn's name) -> (our output activation,
     "logistic": ("sigmoid", "binary_cross_entropy"),
     "softmax": ("softmax", "cross_entropy"),
     "identity": ("identity", "mse"),
+    "exp": ("exp", "poisson"),  # MLPRegressor(loss="poisson")
 }
 
 
@@ -97,6 +98,7 @@ class BaseMLP(FitMixin, BaseEstimator):
             Interval(numbers.Integral, 1, None, closed="left"),
             Options(numbers.Real, {math.inf}),
         ],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left"), list, tuple],
         "backend": [StrOptions({*backends.known_backends(), "auto"})],
         "device": [str, None],
@@ -128,6 +130,7 @@ class BaseMLP(FitMixin, BaseEstimator):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
         dropout: Any = 0.0,
         backend: str = "numpy",
         device: str | None = None,
@@ -155,10 +158,26 @@ class BaseMLP(FitMixin, BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dropout = dropout
         self.backend = backend
         self.device = device
         self.dtype = dtype
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # SciPy sparse X is densified on the way in
+        return tags
+
+    def _check_solver(self) -> bool:
+        """Whether ``partial_fit`` exists: for the stochastic solvers only (scikit-learn's
+        ``available_if`` check, which hides it for lbfgs)."""
+        if self.solver == "lbfgs":
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. lbfgs is not "
+                f"stochastic; use fit, or one of the solvers {[s for s in SOLVERS if s != 'lbfgs']}"
+            )
+        return True
 
     # -- the network -----------------------------------------------------------------------------
     def _hidden_sizes(self) -> list[int]:
@@ -228,7 +247,7 @@ class BaseMLP(FitMixin, BaseEstimator):
         be = arrays.array_backend(X)
         on_device = be is not None
         if be is None:
-            X = validate_data(self, X, reset=False, dtype=FLOATS)
+            X = validate_data(self, dense(X), reset=False, dtype=FLOATS)
             be = backends.get_backend(self.backend, self.device)
             x = be.asarray(X, dtype)
         else:

@@ -21,11 +21,25 @@ import backends
 from ..training.fit import FitResult, TrainingDiverged, fit
 from ..tree import tree_map
 from . import _arrays as arrays
+from ._lbfgs import fit_lbfgs
 from ._rules import SklearnRules, Tracker
 
-__all__ = ["FitMixin", "SolverDiverged"]
+__all__ = ["FitMixin", "SolverDiverged", "dense"]
 
 _SEED_BOUND = 2**31 - 1  # fit's seed is drawn from random_state in [0, 2**31 - 1)
+_TOO_SMALL = (  # scikit-learn's words, which its tests match
+    "The validation set is too small. Increase 'validation_fraction' or the size of your dataset. "
+)
+_STOCHASTIC_ATTRIBUTES = (  # set by _init_stochastic; absent after a fresh lbfgs fit
+    "loss_curve_",
+    "validation_scores_",
+    "validation_loss_curve_",
+    "best_validation_score_",
+    "best_loss_",
+    "_no_improvement_count",
+    "_opt_state",
+    "_rate",
+)
 
 
 class SolverDiverged(TrainingDiverged, ValueError):
@@ -80,7 +94,9 @@ class FitMixin:
             )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         be = arrays.array_backend(X) or backends.get_backend(self.backend, self.device)
-        X, Y = self._validate_input(arrays.to_host(X), arrays.to_host(y), incremental, first_pass)
+        X, Y = self._validate_input(
+            dense(arrays.to_host(X)), arrays.to_host(y), incremental, first_pass
+        )
         if sample_weight is not None:
             sample_weight = _check_sample_weight(arrays.to_host(sample_weight), X)
         units = [X.shape[1], *hidden, Y.shape[1]]
@@ -91,6 +107,12 @@ class FitMixin:
         else:
             self._check_coefs(units)
         self.n_outputs_ = Y.shape[1]
+        if self.solver == "lbfgs":  # full batch: SciPy's L-BFGS-B on the host, as scikit-learn
+            scale, error = _alpha_scale(sample_weight), SolverDiverged
+            fit_lbfgs(self, be, X, Y, sample_weight, units, alpha_scale=scale, diverged=error)
+            return self
+        if not hasattr(self, "loss_curve_"):  # continuing an lbfgs fit with another solver
+            self._init_stochastic()
         result, tracker = self._train(be, X, Y, sample_weight, units, dtype, rs, incremental)
         self._store(result, tracker, incremental)
         return self
@@ -112,6 +134,14 @@ class FitMixin:
         self.n_layers_ = len(units)
         self.out_activation_ = self._output_activation()
         self._init_weights(units, dtype, rs)
+        if self.solver != "lbfgs":
+            self._init_stochastic()
+        else:  # no loss_curve_, best_loss_, validation_scores_ ... for lbfgs, as scikit-learn
+            for name in _STOCHASTIC_ATTRIBUTES:
+                self.__dict__.pop(name, None)
+
+    def _init_stochastic(self) -> None:
+        """The stochastic solvers' curves and counters, fresh."""
         self.loss_curve_: list[float] = []
         self._no_improvement_count, self._opt_state, self._rate = 0, None, None
         es = self.early_stopping
@@ -144,11 +174,11 @@ class FitMixin:
         tracker = Tracker(column, -math.inf if score is None else score, params, bool(self.verbose))
         settings = {
             "epochs": 1 if incremental else int(self.max_iter),
+            "stratify": self._stratify(Y) if es else False,  # its error first, as scikit-learn
             "batch_size": self._batch_size(self._n_train(X.shape[0])),
             "seed": int(rs.randint(_SEED_BOUND)),
             "shuffle": bool(self.shuffle),
             "validation_split": float(self.validation_fraction) if es else 0.0,
-            "stratify": self._stratify(Y) if es else False,
             "metric": self._score_column if es else None,
             "class_weight": self._fit_class_weight(),
         }
@@ -170,14 +200,29 @@ class FitMixin:
                 **settings,
             )
         except TrainingDiverged as exc:
-            raise SolverDiverged(
-                f"{type(self).__name__} diverged: {exc.reason or exc}. Lower learning_rate_init "
-                f"(now {self.learning_rate_init:g}) or scale the inputs (e.g. StandardScaler in "
-                "a Pipeline)",
-                exc.result,
-                exc.reason,
-            ) from None
+            if not es:
+                raise SolverDiverged(self._diverged(exc), exc.result, exc.reason) from None
+            # scikit-learn (its issue #29504): no error, the best validation weights are kept
+            tracker.diverged, result = self._diverged(exc), exc.result
+            if not tracker.state:  # it diverged in its first epoch
+                tracker.state = {
+                    "bad_epochs": self._no_improvement_count,
+                    "rate": None,
+                    "best": score,
+                }
         return result, tracker
+
+    def _diverged(self, exc: TrainingDiverged) -> str:
+        """The message: scikit-learn's sentence first where the loss or weights stopped being
+        finite (its tests match it), then what happened and what to do."""
+        reason = exc.reason or str(exc)
+        nonfinite = reason.startswith(("the loss became", "a parameter became"))
+        first = arrays.NONFINITE if nonfinite else ""
+        return (
+            f"{first}{type(self).__name__} diverged: {reason}. Lower "
+            f"learning_rate_init (now {self.learning_rate_init:g}) or scale the inputs (e.g. "
+            "StandardScaler in a Pipeline)"
+        )
 
     def _n_train(self, n: int) -> int:
         """Training rows: all, or with early stopping those left after the validation set
@@ -186,10 +231,12 @@ class FitMixin:
             return n
         n_val = math.ceil(self.validation_fraction * n)
         if n_val < 2 or n_val >= n:
+            head = _TOO_SMALL if n_val < 2 else ""
             raise ValueError(
-                f"early_stopping needs a validation set of at least 2 samples and a training set: "
-                f"validation_fraction={self.validation_fraction} of {n} samples holds out {n_val}; "
-                "change validation_fraction, use more data, or set early_stopping=False"
+                f"{head}early_stopping needs a validation set of at least 2 samples and a "
+                f"training set: validation_fraction={self.validation_fraction} of {n} samples "
+                f"holds out {n_val}; change validation_fraction, use more data, or set "
+                "early_stopping=False"
             )
         return n - n_val
 
@@ -248,6 +295,17 @@ class FitMixin:
         else:
             self.best_loss_ = state["best"]
         self.backend_, self.device_ = result.backend.name, result.backend.device_name
+        if tracker.diverged is not None:  # early_stopping: the diverged epoch scores NaN
+            self.n_iter_ += 1
+            self.loss_ = math.nan
+            for curve in (self.loss_curve_, self.validation_scores_, self.validation_loss_curve_):
+                curve.append(math.nan)
+            warnings.warn(
+                f"{tracker.diverged}; early_stopping kept the weights of the best validation "
+                f"score ({self.best_validation_score_:.4g})",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         if not incremental and result.stop_reason is None:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -255,6 +313,12 @@ class FitMixin:
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+
+def dense(X: Any) -> Any:
+    """A SciPy sparse matrix or array as a dense NumPy array (the backends compute on dense
+    arrays: n_samples * n_features floats in memory); anything else unchanged."""
+    return X.toarray() if type(X).__module__.startswith("scipy.sparse") else X
 
 
 def _alpha_scale(sample_weight: Any) -> float:

@@ -110,7 +110,9 @@ class SklearnRules(Schedule):
 class Tracker(Callback):
     """Keeps the parameters of the best validation score (``column``: ``"val_accuracy"`` or
     ``"val_r2"``; None without early stopping), prints scikit-learn's verbose lines, and records
-    the run's last schedule state and samples seen (``state``, ``samples``)."""
+    the run's last schedule state and samples seen (``state``, ``samples``: after each epoch, so
+    a run that diverges keeps its last good epoch's). ``diverged``: set by the estimator to the
+    message when a run with early stopping diverged."""
 
     def __init__(
         self, column: str | None, best_score: float, best_params: Any, verbose: bool
@@ -119,8 +121,10 @@ class Tracker(Callback):
         self.verbose = verbose
         self.state: dict[str, Any] = {}
         self.samples = 0
+        self.diverged: str | None = None
 
     def on_epoch_end(self, run: Any) -> None:
+        self.state, self.samples = dict(run.schedule_state), run.samples
         record = run.history.last
         if self.verbose:
             print(f"Iteration {run.epoch}, loss = {record['loss']:.8f}")

@@ -13,6 +13,7 @@ docs/sklearn.md for the parameters, what differs from scikit-learn and why, and 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, ClassVar
 
 try:
@@ -26,6 +27,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
     check_classification_targets,
@@ -49,11 +51,13 @@ _PARAMETERS = """
         backprop's ("sigmoid" = "logistic", "leaky_relu", "elu", "softplus", "gelu", or any
         registered with ``@backprop.activations.register``, also after this module is
         imported); or a list with one name per hidden layer.
-    solver : {"adam", "sgd", "adamw", "rmsprop"}, default="adam"
+    solver : {"adam", "sgd", "lbfgs", "adamw", "rmsprop"}, default="adam"
         "adam" is scikit-learn's form of Adam (``Adam(epsilon_on="v")``); "sgd" with
-        ``momentum`` and ``nesterovs_momentum`` in scikit-learn's velocity form. Ours: "adamw"
+        ``momentum`` and ``nesterovs_momentum`` in scikit-learn's velocity form; "lbfgs" is
+        scikit-learn's full-batch L-BFGS (SciPy's L-BFGS-B on the host, the loss and gradient
+        on the backend, float64 unless ``dtype`` says otherwise; no dropout). Ours: "adamw"
         (decoupled weight decay ``alpha`` instead of the L2 penalty), "rmsprop" (rho =
-        ``beta_2``). No "lbfgs".
+        ``beta_2``).
     alpha : float, default=1e-4
         L2 penalty: J += alpha / (2 n_batch) * sum(W**2) over weights, not biases.
     batch_size : int or "auto", default="auto"
@@ -72,6 +76,8 @@ _PARAMETERS = """
     n_iter_no_change : int, default=10
         Stop after more than ``n_iter_no_change`` epochs without improving the training loss
         (or the validation score with early_stopping) by ``tol``.
+    max_fun : int, default=15000
+        solver="lbfgs" only: loss evaluations per ``fit`` (``max_iter``: its iterations).
     verbose : bool, default=False
         Print scikit-learn's lines: the loss (and validation score) of every epoch.
     warm_start : bool, default=False
@@ -97,7 +103,8 @@ _ATTRIBUTES = """
     Attributes
     ----------
     coefs_, intercepts_ : lists of NumPy arrays, (n_in, n_out) and (n_out,) per layer
-    loss_curve_ : list of float, the training loss of each epoch (with the L2 penalty)
+    loss_curve_ : list of float, the training loss of each epoch (with the L2 penalty); this,
+        best_loss_, validation_scores_ and best_validation_score_ are absent with lbfgs
     validation_loss_curve_ : list of float or None, the validation loss of each epoch with
         early_stopping (scikit-learn has no such attribute)
     validation_scores_, best_validation_score_ : with early_stopping, else None
@@ -124,6 +131,16 @@ _CLASS_WEIGHT = """    class_weight : dict, "balanced" or None, default=None
 
 _CLASSES = """    classes_ : NumPy array of the class labels
 """
+
+_LOSS = """    loss : {"squared_error", "poisson"}, default="squared_error"
+        First parameter, as in scikit-learn >= 1.7. "poisson": half the Poisson deviance with
+        exponential outputs (the log link), for targets y >= 0 such as counts.
+"""
+
+
+def _base_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of `BaseMLP.__init__` picked from a subclass ``__init__``'s locals()."""
+    return {name: values[name] for name in BaseMLP._get_param_names()}
 
 
 class MLPClassifier(ClassifierMixin, BaseMLP):
@@ -166,40 +183,14 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
         dropout: Any = 0.0,
         backend: str = "numpy",
         device: str | None = None,
         dtype: str | None = None,
         class_weight: Any = None,
     ) -> None:
-        super().__init__(
-            hidden_layer_sizes,
-            activation,
-            solver=solver,
-            alpha=alpha,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init,
-            power_t=power_t,
-            max_iter=max_iter,
-            shuffle=shuffle,
-            random_state=random_state,
-            tol=tol,
-            verbose=verbose,
-            warm_start=warm_start,
-            momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            n_iter_no_change=n_iter_no_change,
-            dropout=dropout,
-            backend=backend,
-            device=device,
-            dtype=dtype,
-        )
+        super().__init__(**_base_params(locals()))
         self.class_weight = class_weight
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
@@ -207,6 +198,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         (n_samples,) or a multilabel indicator matrix (n_samples, n_labels)."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
     ) -> MLPClassifier:
@@ -295,14 +287,18 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         """Stratify the validation split unless multilabel; each class needs 2 samples."""
         if self._label_binarizer.y_type_ == "multilabel-indicator":
             return False
-        counts = Y.sum(axis=0).tolist() if Y.shape[1] > 1 else [len(Y) - Y.sum(), Y.sum()]
-        for label, count in zip(self.classes_, counts, strict=False):
-            if count == 1:
-                raise ValueError(
-                    "early_stopping holds out a stratified validation set, so every class needs "
-                    f"at least 2 samples, but class {label!r} has 1; use more data or "
-                    "early_stopping=False"
-                )
+        rows = [" ".join(row) for row in Y.astype(bool).astype(str).tolist()]  # scikit-learn's
+        too_few = sorted(name for name, count in Counter(rows).items() if count < 2)
+        if too_few:
+            first = [rows.index(name) for name in too_few]
+            labels = self._label_binarizer.inverse_transform(Y[first]).tolist()
+            raise ValueError(
+                "The least populated classes in y have only 1 member, which is too few. The "
+                "minimum number of groups for any class cannot be less than 2. Classes with too "
+                f"few members are: {too_few} (scikit-learn's names, from the binarized targets: "
+                f"the labels {labels}). early_stopping holds out a stratified validation set, so "
+                "every class needs at least 2 samples; use more data or early_stopping=False"
+            )
         return True
 
     def _fit_class_weight(self) -> Any:
@@ -347,18 +343,59 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multilayer perceptron regressor trained with backpropagation on any backend.
 
-    Identity outputs, one per target column, with the squared error 0.5 * mean((a - y)**2).
+    Identity outputs, one per target column, with the squared error 0.5 * mean((a - y)**2);
+    with ``loss="poisson"`` exponential outputs and half the Poisson deviance.
     """
 
-    __doc__ = (__doc__ or "") + _PARAMETERS + _ATTRIBUTES + _RAISES
+    __doc__ = (__doc__ or "") + _PARAMETERS + _LOSS + _ATTRIBUTES + _RAISES
 
+    _parameter_constraints: ClassVar[dict] = {
+        **BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
     _score_column = "r2"
+
+    def __init__(
+        self,
+        loss: str = "squared_error",
+        hidden_layer_sizes: Any = (100,),
+        activation: Any = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: Any = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: Any = 10,
+        max_fun: int = 15000,
+        dropout: Any = 0.0,
+        backend: str = "numpy",
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(**_base_params(locals()))
+        self.loss = loss
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """Train for up to ``max_iter`` epochs on X (n_samples, n_features) and targets y
         (n_samples,) or (n_samples, n_targets)."""
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch on this batch, continuing the weights and the optimizer state."""
         return self._fit(X, y, sample_weight, incremental=True)
@@ -382,10 +419,16 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(
+                f"loss='poisson' requires y >= 0, but y has {int((y < 0).sum())} negative values "
+                f"(min {y.min():g}); use non-negative targets such as counts, or "
+                "loss='squared_error'"
+            )
         return X, y.reshape(-1, 1) if y.ndim == 1 else y
 
     def _output_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _stratify(self, Y: Any) -> bool:
         return False
