@@ -9,7 +9,6 @@ the code under test.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pathlib
@@ -19,12 +18,13 @@ import types
 import numpy as np
 import pytest
 from conftest import backend_or_skip
+from test_checkpoint import _header, _raw  # hand-made .npz files
 
 from backprop.nn.activations import get_activation
 from backprop.nn.layers import Dense
 from backprop.nn.losses import get_loss
 from backprop.training import checkpoint
-from backprop.training.checkpoint import FORMAT, VERSION, CheckpointError
+from backprop.training.checkpoint import CheckpointError
 from backprop.training.checkpoint import load_checkpoint as load
 from backprop.training.checkpoint import save_checkpoint as save
 from backprop.training.optimizers import SGD, Adam, AdamW, RMSProp, clip_by_global_norm
@@ -453,18 +453,6 @@ def _refuse(*args, **kwargs):
 
 
 # -- checkpoints: loading ----------------------------------------------------------------------
-def _raw(path, header, arrays):
-    if header is not None:
-        arrays = {**arrays, "__meta__": np.frombuffer(json.dumps(header).encode(), np.uint8)}
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-    return path
-
-
-def _header(**changes):
-    return {"format": FORMAT, "version": VERSION, "trees": {"p": "p"}, "meta": {}, **changes}
-
-
 BAD_HEADERS = {
     "list": ([1, 2], r"is not a backprop checkpoint \(format 'list', expected"),
     "version-0": (_header(version=0), r"has an invalid version 0$"),

@@ -88,6 +88,7 @@ class _Session:
         self.cfg, self.data, self.model, self.be = cfg, data, model, be
         self.folder, self.say, self.verbose = folder, say, verbose
         self.stored = {"resolved": cfg.to_dict(), "preprocessing": data.preprocessing}
+        self.optimizer, self.schedule = cfg.optimizer.build(), cfg.optimizer.schedule.build()
 
     def run(self, switches, command, resume_from) -> RunResult:
         cfg, data, folder, say = self.cfg, self.data, self.folder, self.say
@@ -177,8 +178,7 @@ class _Session:
             )
         )
         say(f"model {self.model}")
-        schedule = cfg.optimizer.schedule.build()
-        say(f"optimizer {cfg.optimizer.build().spec()}, schedule {schedule.spec()}")
+        say(f"optimizer {self.optimizer.spec()}, schedule {self.schedule.spec()}")
         say(
             f"backend {self.be.name} {record['backend'].get('library_version', '')} on "
             f"{self.be.device_name}, {cfg.backend.dtype}, precision {cfg.backend.precision}"
@@ -207,8 +207,8 @@ class _Session:
             self.model,
             data.x_train,
             data.y_train,
-            optimizer=cfg.optimizer.build(),
-            schedule=cfg.optimizer.schedule.build(),
+            optimizer=self.optimizer,
+            schedule=self.schedule,
             backend=self.be,
             dtype=cfg.backend.dtype,
             epochs=t.epochs,

@@ -53,14 +53,16 @@ USAGE_ERRORS = (
 RUNTIME_ERRORS = (TrainingDiverged, FloatingPointError, RuntimeError, OSError, MemoryError)
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` values, then the ``--backend``/``--device`` shorthands as overrides."""
+    shorthands = [f"backend.name={args.backend}"] if args.backend else []
+    shorthands += [f"backend.device={args.device}"] if args.device else []
+    return [*args.set, *shorthands]
+
+
 def _load(args: argparse.Namespace):
     """The config with ``--set`` and the ``--backend``/``--device`` shorthands, validated."""
-    shorthands = []
-    if args.backend:
-        shorthands.append(f"backend.name={args.backend}")
-    if args.device:
-        shorthands.append(f"backend.device={args.device}")
-    return load_config(args.config, [*args.set, *shorthands], imports=args.imports)
+    return load_config(args.config, _overrides(args), imports=args.imports)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -94,11 +96,9 @@ def _resume(args: argparse.Namespace) -> int:
             "config and receives the results; pass only --resume RUN_DIR (and --set "
             "training.epochs=N to train longer)"
         )
-    shorthands = [f"backend.name={args.backend}"] if args.backend else []
-    shorthands += [f"backend.device={args.device}"] if args.device else []
     experiment.resume_run(
         args.resume,
-        [*args.set, *shorthands],
+        _overrides(args),
         args.imports,
         verbose=0 if args.quiet else 1,
         command=["backprop", *args.argv],

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from backends._settings import distribution_version
+
 from . import experiment
 
 __all__ = ["EXPORTERS", "ExportError", "export_run", "named_arrays", "package_version"]
@@ -41,13 +43,8 @@ class ExportError(ValueError):
 
 
 def package_version() -> str:
-    """The installed version of the ``backprop-xp`` distribution."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown (not installed: pip install -e .)"
+    """The installed version of the ``backprop-xp`` distribution (as the manifest records it)."""
+    return distribution_version(DISTRIBUTION)
 
 
 def named_arrays(params: Any, prefix: str = "layers") -> dict[str, np.ndarray]:

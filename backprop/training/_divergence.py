@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from ..nn.sequential import Sequential
-from .evaluation import CHUNK_ROWS
+from .evaluation import evaluate_arrays
 
 __all__ = ["Diverged", "check_factor", "check_loss", "nonfinite", "reference_loss"]
 
@@ -47,27 +47,20 @@ def reference_loss(
         return math.inf
     init = model.init(seed=settings["seed"], backend=be, dtype=settings["dtype"])
     starts = [init] if given is None else [init, given]
-    return max(_epoch_loss(model, params, data, n_steps) for params in starts)
+    return max(_epoch_loss(model, params, data, n_steps, be.xp) for params in starts)
 
 
-def _epoch_loss(model: Sequential, params: Any, data: Any, n_steps: int) -> float:
+def _epoch_loss(model: Sequential, params: Any, data: Any, n_steps: int, xp: Any) -> float:
     """The mean training loss an epoch of ``n_steps`` steps would report for ``params`` held
     fixed (one forward pass, one host read).
 
-    Data term: (1/N) sum_i w_i l_i over all N rows (forward in chunks of ``CHUNK_ROWS``), which
+    Data term: (1/N) sum_i w_i l_i over all N rows (`evaluate_arrays`, in chunks), which
     is the batch-size-weighted mean of the batch losses. L2 term: each of the epoch's S steps
     adds alpha/(2B) sum(W**2) for its batch of B rows, and their B/N-weighted mean is
     S * alpha/(2N) sum(W**2), not the alpha/(2N) sum(W**2) of one pass over all rows.
     """
-    x, y, w = data.x, data.y, data.w
-    xp, n = model._check_xy(x, y, params), x.shape[0]
-    parts = [
-        model._forward(xp, params, x[i : min(i + CHUNK_ROWS, n), ...])
-        for i in range(0, n, CHUNK_ROWS)
-    ]
-    z, a = (xp.concat([p[k] for p in parts], axis=0) for k in (0, 1))
-    weights = None if w is None else xp.reshape(w, (-1, 1))
-    loss = model._loss_value(xp, params, z, a, y, weights)
+    n = data.x.shape[0]
+    loss = evaluate_arrays(model, params, data.x, data.y, None, weights=data.w)["loss"]
     if model.alpha and n_steps > 1:
         squares = sum(
             xp.sum(v * v)

@@ -42,10 +42,12 @@ def evaluate_arrays(
     metric: str | None,
     threshold: float | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    weights: Any = None,
 ) -> dict[str, Any]:
     """``{"loss": J, metric: value}`` as 0-d arrays of the backend (no host sync).
 
-    X (N, n_in) and Y (N, n_out) are arrays of the parameters' backend and dtype.
+    X (N, n_in) and Y (N, n_out) are arrays of the parameters' backend and dtype; ``weights``:
+    optional per-row loss weights (N,) (J = (1/N) sum_i w_i l_i, as in training).
     """
     xp = model._check_xy(X, Y, params)
     n = X.shape[0]
@@ -53,7 +55,8 @@ def evaluate_arrays(
     parts = [model._forward(xp, params, X[i : min(i + chunk_rows, n), ...]) for i in starts]
     z = xp.concat([p[0] for p in parts], axis=0) if len(parts) > 1 else parts[0][0]
     a = xp.concat([p[1] for p in parts], axis=0) if len(parts) > 1 else parts[0][1]
-    out = {"loss": model._loss_value(xp, params, z, a, Y)}
+    w = None if weights is None else xp.reshape(weights, (-1, 1))
+    out = {"loss": model._loss_value(xp, params, z, a, Y, w)}
     if metric is not None:
         out[metric] = get_metric(metric)(xp, a, Y, threshold=threshold)
     return out

@@ -254,7 +254,6 @@ class _Loop:
         self.progress = _progress.Progress(s["epochs"], self.n_steps, s["verbose"], run.epoch)
         self.log_every = log_every or (max(1, self.n_steps // 20) if self.progress.on else 0)
         self.base_lr = float(run.optimizer.lr)
-        self.good = (run.params, run.opt_state)
         start = run.params if given else None  # a user's start may be worse than the init
         self.reference = _divergence.reference_loss(run.model, be, s, data, self.n_steps, start)
 
@@ -267,7 +266,7 @@ class _Loop:
             while run.epoch < run.settings["epochs"] and not run.stop_training:
                 self._epoch()
         except _divergence.Diverged as bad:
-            run.params, run.opt_state = self.good
+            run.params, run.opt_state = self.snapshot.params, self.snapshot.opt_state
             self.progress.close()
             result = self._result(t0, stop_reason=str(bad))
             raise TrainingDiverged(str(bad), result, bad.reason) from None
@@ -402,7 +401,6 @@ class _Loop:
         record.update(lr=lr, time=elapsed, samples_per_s=data.n / elapsed)
         run.epoch += 1
         run.history.append(record, step_losses)
-        self.good = (run.params, run.opt_state)
         self._after_epoch(record)
 
     def _after_epoch(self, record: dict[str, float]) -> None:
