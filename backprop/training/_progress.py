@@ -37,7 +37,7 @@ class Progress:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
-                total=epochs * steps,
+                total=epochs * steps or None,  # steps 0: a loader of unknown length
                 initial=start_epoch * steps,
                 unit="step",
                 dynamic_ncols=True,

@@ -27,23 +27,15 @@ optimizer state, `History`). What happens, in order:
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import backends
 
-from ..data import _host
 from ..data.checks import DataError
-from ..nn.model import dtype_name
 from ..nn.sequential import Params, Sequential, float_dtype_name
-from ..tree import tree_map
-from . import _divergence, _progress
-from ._epoch_end import make_epoch_end
+from . import _divergence
 from ._fitdata import (
-    FitData,
     check_compile_epoch,
     check_devices,
     check_fit_args,
@@ -52,63 +44,15 @@ from ._fitdata import (
     move_params,
     prepare_data,
 )
-from ._snapshot import Snapshot
+from ._loop import _Loop
+from ._result import FitResult, TrainingDiverged, TrainingInterrupted
 from .callbacks import Callback
 from .evaluation import resolve_metric
-from .history import History
 from .optimizers import Adam, Optimizer, get_optimizer
 from .run import Run
 from .schedules import Schedule, get_schedule
-from .step import make_batch_step, make_epoch
 
 __all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "TrainingInterrupted", "fit"]
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss or the parameters became NaN or infinite, or an epoch's loss exceeded
-    ``divergence_factor`` times the untrained model's. ``result`` keeps the last good parameters;
-    ``reason``: what went wrong (the message without the advice)."""
-
-    def __init__(self, message: str, result: FitResult, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.result, self.reason = result, reason
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during an epoch. ``result``: a `FitResult` at the end of the last finished epoch;
-    ``run``: the `Run` put back there (parameters, optimizer and schedule state, position, RNG
-    states, history), as callbacks saw it in ``on_interrupt`` (`ModelCheckpoint` saves it)."""
-
-    def __init__(self, message: str, result: FitResult, run: Run) -> None:
-        super().__init__(message)
-        self.result, self.run = result, run
-
-
-@dataclasses.dataclass
-class FitResult:
-    """What `fit` returns.
-
-    ``params``: the final parameters (the best epoch's with ``EarlyStopping(restore_best=True)``);
-    ``opt_state``: the optimizer state after the last step; ``history``: per-epoch records;
-    ``epochs``: epochs completed; ``best_epoch``: set by early stopping; ``stop_reason``: why
-    training ended before ``epochs`` (None when it ran them all); ``time``: seconds of training.
-    """
-
-    model: Sequential
-    backend: Any
-    params: Params
-    opt_state: Any
-    history: History
-    epochs: int
-    best_epoch: int | None
-    stop_reason: str | None
-    time: float
-    summary: str = ""
-
-    def predict(self, X: Any) -> Any:
-        """Outputs for host inputs ``X`` (N, n_in), as a NumPy array."""
-        x = self.backend.asarray(X, dtype_name(self.params))
-        return self.backend.to_numpy(self.model.predict(self.params, x))
 
 
 def fit(
@@ -232,200 +176,3 @@ def fit(
         run.opt_state = move_opt_state(optimizer, run.params, opt_state, be, dtype)
     with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
         return _Loop(run, data, log_every, compile_epoch, params is not None).train()
-
-
-class _Loop:
-    """The epoch loop of one `fit` call."""
-
-    def __init__(
-        self, run: Run, data: FitData, log_every: Any, compile_epoch: Any, given: bool
-    ) -> None:
-        self.run, self.data = run, data
-        be, s = run.backend, run.settings
-        self.xp = be.xp
-        self.step_fn = make_batch_step(run.model, run.optimizer, be)
-        if compile_epoch is None:
-            batch_hooks = any(_watches_batches(cb) for cb in run.callbacks)
-            compile_epoch = be.compiles and not any(run.model.dropout_rates) and not batch_hooks
-        self.epoch_fn = make_epoch(run.model, run.optimizer, be) if compile_epoch else None
-        self.columns, self.epoch_end = make_epoch_end(run.model, be, s, data.x_val is not None)
-        self.n_steps = -(-data.n // s["batch_size"])
-        self.total_steps = self.n_steps * s["epochs"]
-        self.progress = _progress.Progress(s["epochs"], self.n_steps, s["verbose"], run.epoch)
-        self.log_every = log_every or (max(1, self.n_steps // 20) if self.progress.on else 0)
-        self.base_lr = float(run.optimizer.lr)
-        start = run.params if given else None  # a user's start may be worse than the init
-        self.reference = _divergence.reference_loss(run.model, be, s, data, self.n_steps, start)
-
-    def train(self) -> FitResult:
-        run, t0 = self.run, time.perf_counter()
-        for cb in run.callbacks:
-            cb.on_train_begin(run)
-        self.snapshot = Snapshot(run)
-        try:
-            while run.epoch < run.settings["epochs"] and not run.stop_training:
-                self._epoch()
-        except _divergence.Diverged as bad:
-            run.params, run.opt_state = self.snapshot.params, self.snapshot.opt_state
-            self.progress.close()
-            result = self._result(t0, stop_reason=str(bad))
-            raise TrainingDiverged(str(bad), result, bad.reason) from None
-        except KeyboardInterrupt:
-            raise self._interrupted(t0) from None
-        for cb in run.callbacks:
-            cb.on_train_end(run)
-        self.progress.close()
-        return self._result(t0, run.stop_reason)
-
-    def _interrupted(self, t0: float) -> TrainingInterrupted:
-        """Put the run back at the end of the last finished epoch, let the callbacks save it."""
-        run = self.run
-        self.progress.close()
-        self.snapshot.interrupt(run)
-        reason = f"interrupted by the user after epoch {run.epoch}"
-        return TrainingInterrupted(f"training {reason}", self._result(t0, reason), run)
-
-    def _result(self, t0: float, stop_reason: str | None) -> FitResult:
-        run = self.run
-        result = FitResult(
-            run.model,
-            run.backend,
-            run.params,
-            run.opt_state,
-            run.history,
-            run.epoch,
-            run.best_epoch,
-            stop_reason,
-            time.perf_counter() - t0,
-        )
-        result.summary = _progress.summary(result, run.settings["metric"])
-        if run.settings["verbose"]:
-            print(result.summary)
-        return result
-
-    def _epoch(self) -> None:
-        run, data, xp, be = self.run, self.data, self.xp, self.run.backend
-        t0 = time.perf_counter()
-        bs, n = run.settings["batch_size"], data.n
-        order = (
-            be.asarray(run.rngs["order"].permutation(n), "int32")
-            if run.settings["shuffle"]
-            else xp.arange(n, dtype=be.dtype("int32"), device=be.device)
-        )
-        lrs = [
-            run.schedule.lr(
-                self.base_lr,
-                run.schedule_state,
-                step=run.step + b,
-                epoch=run.epoch,
-                samples=run.samples,
-                total_steps=self.total_steps,
-            )
-            for b in range(self.n_steps)
-        ]
-        if be.donates:  # the steps donate these buffers; references taken so far stay valid
-            run.params, run.opt_state = _copy(xp, run.params), _copy(xp, run.opt_state)
-        full = n // bs if self.epoch_fn is not None else 0
-        losses = [self._full_batches(order, full, lrs)] if full else []
-        for b in range(full, self.n_steps):
-            loss = self._step(order[b * bs : min((b + 1) * bs, n)], lrs[b])
-            losses.append(loss)
-            for cb in run.callbacks:
-                cb.on_batch_end(run, loss)
-            if self.log_every and (b + 1) % self.log_every == 0:
-                self._log(b + 1, loss, lrs[b])
-        run.samples += n
-        self._end_epoch(losses, lrs[-1], t0)
-
-    def _full_batches(self, order: Any, full: int, lrs: list[float]) -> Any:
-        """The epoch's first ``full`` (full-size) batches in one `make_epoch` call; their
-        losses (full,)."""
-        run, data, xp, be = self.run, self.data, self.xp, self.run.backend
-        bs = run.settings["batch_size"]
-        rows = xp.reshape(order[: full * bs], (full, bs))
-        rates = be.asarray(lrs[:full], run.settings["dtype"])
-        run.params, run.opt_state, losses = self.epoch_fn(
-            run.params, run.opt_state, data.x, data.y, data.w, rows, rates
-        )
-        run.step += full
-        watchers = [cb for cb in run.callbacks if _watches_batches(cb)]
-        for b in range(full if watchers else 0):  # compile_epoch=True: after the loop, in order
-            for cb in watchers:
-                cb.on_batch_end(run, losses[b])
-        return losses
-
-    def _step(self, idx: Any, lr: float) -> Any:
-        run, data = self.run, self.data
-        masks = None
-        if any(run.model.dropout_rates):
-            host = _host.dropout_masks(
-                run.rngs["dropout"],
-                idx.shape[0],
-                run.model.dropout_shapes,
-                run.model.dropout_rates,
-            )
-            masks = [
-                None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host
-            ]
-        run.params, run.opt_state, loss = self.step_fn(
-            run.params, run.opt_state, data.x, data.y, data.w, idx, lr, masks
-        )
-        run.step += 1
-        return loss
-
-    def _log(self, steps_done: int, loss: Any, lr: float) -> None:
-        value = float(loss)
-        if not math.isfinite(value):
-            raise _divergence.nonfinite(value, self.run, lr)
-        self.progress.batch(steps_done, value)
-
-    def _end_epoch(self, losses: list, lr: float, t0: float) -> None:
-        """``losses``: the epoch's step losses, 0-d arrays and (after `_full_batches`) one
-        (S,) array first."""
-        run, data = self.run, self.data
-        values = self.epoch_end(run.params, losses, data.x, data.y, data.x_val, data.y_val)
-        host = run.backend.to_numpy(values).tolist()  # the epoch's one sync
-        step_losses = host[: self.n_steps]
-        bad = next((v for v in step_losses if not math.isfinite(v)), None)
-        if bad is not None or not host[-1]:
-            raise _divergence.nonfinite(bad, run, lr)
-        sizes = [
-            min(run.settings["batch_size"], data.n - i * run.settings["batch_size"])
-            for i in range(self.n_steps)
-        ]
-        elapsed = time.perf_counter() - t0
-        loss = math.fsum(v * s for v, s in zip(step_losses, sizes, strict=True)) / data.n
-        _divergence.check_loss(loss, self.reference, run, lr)
-        record = {"epoch": run.epoch + 1, "loss": loss}
-        record.update(zip(self.columns, host[self.n_steps : -1], strict=True))
-        record.update(lr=lr, time=elapsed, samples_per_s=data.n / elapsed)
-        run.epoch += 1
-        run.history.append(record, step_losses)
-        self._after_epoch(record)
-
-    def _after_epoch(self, record: dict[str, float]) -> None:
-        run = self.run
-        monitor = run.schedule.monitor
-        run.schedule_state = run.schedule.end_epoch(
-            run.schedule_state, record.get(monitor) if monitor else None, base_lr=self.base_lr
-        )
-        if run.schedule.should_stop(run.schedule_state):
-            run.stop_training = True
-            run.stop_reason = f"the learning-rate schedule {run.schedule.name!r} ended training"
-        for cb in run.callbacks:
-            cb.on_epoch_end(run)
-        for cb in run.callbacks:
-            cb.after_epoch(run)
-        self.progress.epoch(record, run.settings["metric"])
-        self.snapshot = Snapshot(run)  # what an interrupt during the next epoch returns to
-
-
-def _watches_batches(cb: Callback) -> bool:
-    """Whether a callback does something in ``on_batch_end`` (a subclass override, or a
-    `LambdaCallback` given one)."""
-    return type(cb).on_batch_end is not Callback.on_batch_end or "on_batch_end" in vars(cb)
-
-
-def _copy(xp: Any, tree: Any) -> Any:
-    """A copy of every array in ``tree`` (other leaves, e.g. Python numbers, as they are)."""
-    return tree_map(lambda a: xp.asarray(a, copy=True) if hasattr(a, "shape") else a, tree)
