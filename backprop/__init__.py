@@ -22,12 +22,12 @@ from .nn.sequential import Sequential
 from .training import callbacks, metrics, optimizers, schedules
 from .training.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .training.evaluation import evaluate
 from .training.fit import FitResult, Run, TrainingDiverged, TrainingInterrupted, fit
 from .training.history import History
 from .training.metrics import METRICS, get_metric
 from .training.optimizers import OPTIMIZERS, SGD, Adam, AdamW, Optimizer, RMSProp, get_optimizer
 from .training.schedules import SCHEDULES, Schedule, get_schedule
+from .training.scoring import evaluate
 from .training.step import make_step
 from .training.train import TrainResult, train
 from .tree import tree_leaves, tree_map

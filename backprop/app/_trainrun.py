@@ -21,8 +21,8 @@ from typing import Any
 from ..data.checks import DataError
 from ..training.callbacks import EarlyStopping, ModelCheckpoint
 from ..training.checkpoint import CheckpointError
-from ..training.evaluation import evaluate
 from ..training.fit import FitResult, TrainingDiverged, fit
+from ..training.scoring import evaluate
 from .config import Config
 from .rundir import RunDirectory, RunFiles, manifest, plot_history
 

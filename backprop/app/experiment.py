@@ -43,7 +43,7 @@ from ..nn.model import build_model
 from ..nn.sequential import Sequential
 from ..training._fitdata import host_xy, move_x
 from ..training.checkpoint import CheckpointError, load_checkpoint
-from ..training.evaluation import evaluate
+from ..training.scoring import evaluate
 from ._trainrun import RunInterrupted, RunResult, format_metric, run_training
 from .config import Config, ConfigError, config_from_dict, load_config
 

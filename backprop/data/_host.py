@@ -12,12 +12,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dropout_masks", "np_rng", "ones", "take_rows", "zeros"]
+__all__ = ["arange", "dropout_masks", "np_rng", "ones", "take_rows", "zeros"]
 
 
 def np_rng(seed: int) -> np.random.Generator:
     """The host generator every random draw of a run comes from."""
     return np.random.default_rng(seed)
+
+
+def arange(n: int) -> np.ndarray:
+    """Row indices 0..n-1 on the host (int64): an unshuffled order, a range of rows."""
+    return np.arange(n)
 
 
 def zeros(shape: tuple[int, ...]) -> np.ndarray:

@@ -18,7 +18,14 @@ from typing import Any
 from ..nn.sequential import Sequential
 from .evaluation import evaluate_arrays
 
-__all__ = ["Diverged", "check_factor", "check_loss", "nonfinite", "reference_loss"]
+__all__ = [
+    "Diverged",
+    "as_epoch_loss",
+    "check_factor",
+    "check_loss",
+    "nonfinite",
+    "reference_loss",
+]
 
 
 def check_factor(factor: Any) -> float | None:
@@ -59,8 +66,13 @@ def _epoch_loss(model: Sequential, params: Any, data: Any, n_steps: int, xp: Any
     adds alpha/(2B) sum(W**2) for its batch of B rows, and their B/N-weighted mean is
     S * alpha/(2N) sum(W**2), not the alpha/(2N) sum(W**2) of one pass over all rows.
     """
-    n = data.x.shape[0]
     loss = evaluate_arrays(model, params, data.x, data.y, None, weights=data.w)["loss"]
+    return as_epoch_loss(model, params, loss, data.x.shape[0], n_steps, xp)
+
+
+def as_epoch_loss(model: Sequential, params: Any, loss: Any, n: int, n_steps: int, xp: Any):
+    """The one-pass loss ``loss`` over ``n`` rows (with the L2 term alpha/(2N) sum(W**2)) as
+    the mean of an epoch of ``n_steps`` steps reports it (see `_epoch_loss`), a Python float."""
     if model.alpha and n_steps > 1:
         squares = sum(
             xp.sum(v * v)

@@ -55,6 +55,11 @@ class FitResult:
     summary: str = ""
 
     def predict(self, X: Any) -> Any:
-        """Outputs for host inputs ``X`` (N, n_in), as a NumPy array."""
+        """Outputs for host inputs ``X`` (N, n_in), as a NumPy array; a memory-mapped array or
+        a `backprop.data.RowSource` is read and predicted in chunks of rows."""
+        from ._sourcedata import is_row_source, predict_source
+
+        if is_row_source(X):
+            return predict_source(self.model, self.params, X)
         x = self.backend.asarray(X, dtype_name(self.params))
         return self.backend.to_numpy(self.model.predict(self.params, x))

@@ -46,6 +46,8 @@ from ._fitdata import (
 )
 from ._loop import _Loop
 from ._result import FitResult, TrainingDiverged, TrainingInterrupted
+from ._sourcedata import is_source, prepare_source
+from ._stream import SourceLoop
 from .callbacks import Callback
 from .evaluation import resolve_metric
 from .optimizers import Adam, Optimizer, get_optimizer
@@ -58,7 +60,7 @@ __all__ = ["DataError", "FitResult", "Run", "TrainingDiverged", "TrainingInterru
 def fit(
     model: Sequential,
     X: Any,
-    Y: Any,
+    Y: Any = None,
     *,
     optimizer: str | Optimizer | None = None,
     schedule: str | Schedule | None = None,
@@ -90,8 +92,16 @@ def fit(
 
     Parameters
     ----------
-    X, Y : host arrays (NumPy or lists)
+    X, Y : host arrays (NumPy or lists), or a data source
         Inputs (N, n_in); targets (N, n_out), or integer class labels (N,) for softmax models.
+        Data that does not fit in memory (docs/data.md): memory-mapped arrays
+        (``np.load(path, mmap_mode="r")``) or any `backprop.data.RowSource` for X and Y, or a
+        `backprop.data.Dataset` X (``rows(idx) -> (x, y)``) with Y None: read batch by batch
+        in the same order as arrays, same results, exact resume. Or an iterable of ``(x, y)``
+        / ``(x, y, w)`` host batches with Y None (a generator, a PyTorch DataLoader, a function
+        ``epoch -> iterable``): its own batches and order (``batch_size``, ``shuffle``,
+        ``validation_split`` and weights are the loader's business), no training metric.
+        Batches are read and moved to the backend in a background thread, two steps ahead.
     optimizer : name or `Optimizer`
         Default ``Adam()``. Its ``lr`` is the base learning rate the schedule scales.
     schedule : name or `Schedule`
@@ -160,8 +170,21 @@ def fit(
         config=config,
     )
     settings["metric"], settings["threshold"] = resolve_metric(model, metric)
-    data = prepare_data(model, X, Y, be, settings, validation_data, class_weight, sample_weight)
-    check_devices(be, batch_size, data.n)
+    weighting = (validation_data, class_weight, sample_weight)
+    loop: type[_Loop] = _Loop
+    if is_source(X, Y):
+        data: Any = prepare_source(model, X, Y, be, settings, *weighting)
+        settings["train_metrics"] = train_metrics and data.indexable  # a stream: one pass
+        loop = SourceLoop
+    elif Y is None:
+        raise ValueError(
+            "fit: Y (the targets) is missing; pass fit(model, X, Y), or a data source as X "
+            "(a Dataset, or an iterable of (x, y) batches) with Y None"
+        )
+    else:
+        data = prepare_data(model, X, Y, be, settings, *weighting)
+    if data.n is not None:
+        check_devices(be, batch_size, data.n)
     run = Run(model, be, optimizer, schedule, settings, callbacks)
     check_monitors(run, data)
     if resume is not None:
@@ -175,4 +198,4 @@ def fit(
     elif resume is None:
         run.opt_state = move_opt_state(optimizer, run.params, opt_state, be, dtype)
     with be.quiet_float_errors():  # the NaN guard reports divergence, not NumPy warnings
-        return _Loop(run, data, log_every, compile_epoch, params is not None).train()
+        return loop(run, data, log_every, compile_epoch, params is not None).train()

@@ -18,7 +18,7 @@ import backends
 from ..nn.sequential import Params, Sequential
 from .optimizers import Optimizer
 
-__all__ = ["make_batch_step", "make_epoch", "make_step"]
+__all__ = ["make_batch_step", "make_epoch", "make_host_batch_step", "make_step"]
 
 
 _COMPILED: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
@@ -93,6 +93,17 @@ def make_batch_step(model: Sequential, optimizer: Optimizer, backend: Any) -> Ca
     batch_step = _gathering_step(model, optimizer, be)
     return _compiled(
         "batch_step", model, optimizer, be, lambda: be.compile(batch_step, donate_argnums=(0, 1))
+    )
+
+
+def make_host_batch_step(model: Sequential, optimizer: Optimizer, backend: Any) -> Callable:
+    """`fit`'s step on batches that come from the host (a data source): the pure `make_step`
+    ``(params, state, xb, yb, lr, weights, masks) -> (params, state, loss)``, compiled, cached
+    and donating ``params`` and ``state`` like `make_batch_step`."""
+    be = backends.as_backend(backend)
+    step = _pure_step(model, optimizer)
+    return _compiled(
+        "host_batch_step", model, optimizer, be, lambda: be.compile(step, donate_argnums=(0, 1))
     )
 
 
