@@ -249,6 +249,16 @@ class Library:
         """Rows ``idx`` (B,) of ``x`` (N, ...); the indices are in range and non-negative."""
         return xp.take(x, idx, axis=0)
 
+    def process_rows(self, device: Any, n_rows: int) -> tuple[int, int]:
+        """``(start, stop)``: the rows of a batch of ``n_rows`` this process provides (all of
+        them unless several processes share a mesh)."""
+        return 0, n_rows
+
+    def batch_asarray(self, xp: Any, host: Any, dtype: Any, device: Any, n_rows: int) -> Any:
+        """A batch of ``n_rows`` rows on the device from this process's rows ``host`` (its
+        `process_rows` share): a plain `asarray` on one process."""
+        return self.asarray(xp, host, dtype, device)
+
     def resolve_devices(self, kind: str, index: int | None, devices: Any) -> tuple[Any, str]:
         """The placement (what `asarray` and ``device=`` receive) and name for data-parallel
         training over ``devices`` ("all" or a count); only JAX shards."""
@@ -387,6 +397,19 @@ class Backend(BackendSettings):
         backend that `donates`, those input arrays are invalid after the call.
         """
         return self.library.compile(fn, donate_argnums=donate_argnums)
+
+    def process_rows(self, n_rows: int) -> tuple[int, int]:
+        """``(start, stop)``: which rows of a batch of ``n_rows`` this process reads from a
+        data source. ``(0, n_rows)`` except in a multi-process JAX run, where each process
+        reads only the rows its own devices hold (`batch_asarray` joins the shares)."""
+        return self.library.process_rows(self.device, n_rows)
+
+    def batch_asarray(self, host: Any, dtype: Any, n_rows: int) -> Any:
+        """A batch of ``n_rows`` rows as ``dtype`` on the device, from this process's share
+        ``host`` (rows `process_rows` of it): `asarray` on one device; on a data-parallel
+        JAX mesh, sharded over the devices along the rows
+        (``jax.make_array_from_process_local_data``)."""
+        return self.library.batch_asarray(self.xp, host, self.dtype(dtype), self.device, n_rows)
 
     def take_rows(self, x: Any, idx: Any) -> Any:
         """Rows ``idx`` (B,) of ``x`` (N, ...), gathered on the device: ``xp.take(x, idx,

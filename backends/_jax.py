@@ -118,6 +118,30 @@ class JaxLibrary(Library):
         mesh = getattr(device, "mesh", None)
         return 1 if mesh is None else int(mesh.size)
 
+    def process_rows(self, device: Any, n_rows: int) -> tuple[int, int]:
+        mesh = getattr(device, "mesh", None)
+        if mesh is None or mesh.size == 1:
+            return 0, n_rows
+        import jax
+
+        if jax.process_count() == 1:
+            return 0, n_rows
+        spans = _rows_sharding(mesh).addressable_devices_indices_map((n_rows,)).values()
+        starts = [s[0].start or 0 for s in spans]
+        stops = [n_rows if s[0].stop is None else s[0].stop for s in spans]
+        return min(starts), max(stops)  # this process's devices hold consecutive rows
+
+    def batch_asarray(self, xp: Any, host: Any, dtype: Any, device: Any, n_rows: int) -> Any:
+        mesh = getattr(device, "mesh", None)
+        if mesh is None or mesh.size == 1:
+            return self.asarray(xp, host, dtype, device)
+        import jax
+        import numpy as np
+
+        local = np.array(host, dtype=dtype, copy=True)  # private: the transfer may be async
+        shape = (n_rows, *local.shape[1:])
+        return jax.make_array_from_process_local_data(_rows_sharding(mesh), local, shape)
+
     def take_rows(self, xp: Any, x: Any, idx: Any, device: Any) -> Any:
         rows = xp.take(x, idx, axis=0)
         mesh = getattr(device, "mesh", None)
@@ -240,6 +264,13 @@ class JaxLibrary(Library):
 
     def restore_determinism(self, settings: Mapping[str, Any], device: Any) -> None:
         set_env("XLA_FLAGS", settings["XLA_FLAGS"])
+
+
+def _rows_sharding(mesh: Any) -> Any:
+    """Arrays split along their first axis (rows) over the mesh's "data" axis."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    return NamedSharding(mesh, PartitionSpec("data"))
 
 
 def initialize_distributed(

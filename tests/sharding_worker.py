@@ -54,7 +54,41 @@ def main(argv: list[str]) -> None:
         )  # 192 training rows: 6 batches of 32, no partial one
         return be, result
 
+    class Counting:
+        """A Dataset recording how many rows each read asks for."""
+
+        def __init__(self):
+            self.sizes = []
+
+        def __len__(self):
+            return len(X)
+
+        def rows(self, idx):
+            self.sizes.append(len(idx))
+            return X[idx], y[idx]
+
+        def targets(self):
+            return y
+
+    def train_source(devices):
+        be = backends.get_backend("jax", "cpu", devices=devices)
+        source = Counting()
+        result = bp.fit(
+            bp.MLP([8, 16, 3], output="softmax", loss="cross_entropy"),
+            source,
+            optimizer=bp.SGD(0.1, momentum=0.9),
+            backend=be,
+            epochs=4,
+            batch_size=32,
+            validation_split=0.2,
+            verbose=0,
+        )
+        return result.history.step_losses, source.sizes
+
     out = {}
+    if "--distributed" not in argv:
+        out["source_single"] = train_source(None)[0]
+    out["source"], out["source_reads"] = train_source("all" if n == 0 else n)
     if "--distributed" not in argv:
         _, single = train(None)
         out["single"] = single.history.step_losses

@@ -93,6 +93,17 @@ def test_two_processes_train_like_one(four_devices):
         assert result["n_devices"] == 4 and result["replicated"]
         assert result["batch_shard_rows"] == [8]  # this process's 2 devices hold 8 rows each
         np.testing.assert_allclose(result["sharded"], four_devices["single"], rtol=RTOL)
+        # A data source: each process reads only its 16 rows of every batch of 32 (24 steps),
+        # never a whole batch; the loss curve is the one-process run's.
+        np.testing.assert_allclose(result["source"], four_devices["source_single"], rtol=RTOL)
+        assert result["source_reads"].count(16) == 24 and 32 not in result["source_reads"]
+
+
+def test_source_on_four_devices_trains_like_one(four_devices):
+    """A data source on a 4-device mesh: each batch of 32 rows is read whole (one process)
+    and sharded; the losses are the one-device run's."""
+    np.testing.assert_allclose(four_devices["source"], four_devices["source_single"], rtol=RTOL)
+    assert 32 in four_devices["source_reads"] and 16 not in four_devices["source_reads"]
 
 
 @pytest.mark.parametrize("name", [n for n in backends.known_backends() if n != "jax"])

@@ -188,9 +188,14 @@ def _validation(model: Sequential, be: Any, dtype: str, validation_data: Any) ->
     return DeviceData(move_x(be, x, dtype, model), be.asarray(y, dtype))
 
 
-def move_batch(model: Sequential, be: Any, dtype: str, batch: tuple, where: str) -> tuple:
+def move_batch(
+    model: Sequential, be: Any, dtype: str, batch: tuple, where: str, n_rows: int | None = None
+) -> tuple:
     """Host ``(x, y[, w])`` rows checked like in-memory data and moved to ``be``:
-    ``(x, y, w or None, rows)``. A problem raises `DataError` prefixed with ``where``."""
+    ``(x, y, w or None, rows)``. A problem raises `DataError` prefixed with ``where``.
+
+    ``n_rows``: the rows of the whole batch when ``batch`` is this process's share of it (a
+    multi-process run, `Backend.process_rows`); the arrays then span every process's rows."""
     x, y, w = (*batch, None)[:3]
     try:
         x, y = host_xy(model, x, y)
@@ -199,14 +204,20 @@ def move_batch(model: Sequential, be: Any, dtype: str, batch: tuple, where: str)
             w = _batch_weights(w, x.shape[0])
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
+    rows = int(x.shape[0]) if n_rows is None else n_rows
     n_dev = be.n_devices
-    if n_dev > 1 and x.shape[0] % n_dev:
+    if n_dev > 1 and rows % n_dev:
         raise DataError(
-            f"{where}: {x.shape[0]} rows do not split over the backend's {n_dev} devices; "
+            f"{where}: {rows} rows do not split over the backend's {n_dev} devices; "
             f"make every batch's row count a multiple of {n_dev}"
         )
-    wd = None if w is None else be.asarray(w, dtype)
-    return move_x(be, x, dtype, model), be.asarray(y, dtype), wd, int(x.shape[0])
+    if n_rows is None:
+        moved = (move_x(be, x, dtype, model), be.asarray(y, dtype))
+    else:
+        x_kind = "int32" if model.input_kind == "int" else dtype
+        moved = (be.batch_asarray(x, x_kind, rows), be.batch_asarray(y, dtype, rows))
+    wd = None if w is None else be.batch_asarray(w, dtype, rows)
+    return (*moved, wd, rows)
 
 
 def _batch_weights(w: Any, rows: int) -> np.ndarray:

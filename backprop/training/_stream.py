@@ -70,9 +70,9 @@ class SourceLoop(_Loop):
                 stacklevel=4,
             )
 
-    def _move(self, batch: tuple, where: str) -> tuple:
+    def _move(self, batch: tuple, where: str, n_rows: int | None = None) -> tuple:
         run = self.run
-        return move_batch(run.model, run.backend, run.settings["dtype"], batch, where)
+        return move_batch(run.model, run.backend, run.settings["dtype"], batch, where, n_rows)
 
     def _reference(self, start: Any) -> float | None:
         """Indexable: the untrained model's loss on the first `REFERENCE_ROWS` training rows
@@ -106,12 +106,19 @@ class SourceLoop(_Loop):
     def _items(self) -> tuple[Any, Any]:
         """This epoch's items for the prefetcher and the function making a batch of one."""
         run, data = self.run, self.data
+        be = run.backend
         if not data.indexable:
             epoch = run.epoch
             counter = iter(range(1, 1 << 62))
+            # Several processes on one mesh: each loader yields its process's share of the batch
+            # (as with a DistributedSampler), k equal shares make the batch.
+            start, stop = be.process_rows(be.n_devices)
+            k = be.n_devices // (stop - start)
 
             def from_stream(batch):
-                return self._move(batch, f"batch {next(counter)} of epoch {epoch + 1}")
+                where = f"batch {next(counter)} of epoch {epoch + 1}"
+                rows = len(batch[0]) * k if be.n_devices > 1 else None
+                return self._move(batch, where, rows)
 
             return data.train.epoch(epoch), from_stream
         n, bs = data.n, run.settings["batch_size"]
@@ -119,10 +126,13 @@ class SourceLoop(_Loop):
         w = data.w
 
         def from_rows(idx):
-            batch = data.train.rows(idx)
+            start, stop = be.process_rows(len(idx))  # all rows, or this process's share
+            mine = idx[start:stop]
+            batch = data.train.rows(mine)
             if w is not None:
-                batch = (*batch[:2], w[idx])
-            return self._move(batch, f"rows {idx[0]}..{idx[-1]} of {data.train!r}")
+                batch = (*batch[:2], w[mine])
+            where = f"rows {idx[0]}..{idx[-1]} of {data.train!r}"
+            return self._move(batch, where, len(idx) if be.n_devices > 1 else None)
 
         return [order[i : min(i + bs, n)] for i in range(0, n, bs)], from_rows
 
