@@ -34,7 +34,7 @@ SETTINGS = settings(
 EDGES = [
     -(2**63), -1, 0, 1, 2, 3, 2**64, 10**30,
     0.0, -0.0, 0.5, 1.5, -2.5, 5e-324, 1e-300, 1e300, math.inf, -math.inf, math.nan,
-    True, False, "", " ", "relu", "softmax", "cross_entropy", "adam", "cosine", "csv", "npz",
+    True, False, "", " ", "relu", "softmax", "cross_entropy", "adam", "cosine", "csv", "npz", "npy",
     "xor", "spirals", "dense", "val_loss", "balanced", "float64", "none", "1", "..", "/",
 ]  # fmt: skip
 KEYS = [

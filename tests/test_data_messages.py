@@ -272,7 +272,8 @@ def data_files(tmp_path_factory) -> list[str]:
     folder = tmp_path_factory.mktemp("options")
     (folder / "d.csv").write_text("a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
     np.savez(folder / "d.npz", X=np.eye(4, 2), y=np.arange(4))
-    return [str(folder / "d.csv"), str(folder / "d.npz"), str(folder)]
+    np.save(folder / "d.npy", np.eye(4, 2))
+    return [str(folder / "d.csv"), str(folder / "d.npz"), str(folder / "d.npy"), str(folder)]
 
 
 @pytest.mark.parametrize("name", [n for n in ds.DATASETS if ds.dataset_parameters(n)])

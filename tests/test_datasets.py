@@ -526,7 +526,7 @@ def test_csv_ignores_bad_cells_in_unused_columns(tmp_path):
 def test_registry_names_and_tasks():
     assert set(ds.DATASETS) == {
         "xor", "spirals", "moons", "digits", "breast_cancer", "diabetes", "intents",
-        "intents_tokens", "waveforms", "npz", "csv",
+        "intents_tokens", "waveforms", "npz", "csv", "npy",
     }  # fmt: skip
     assert {d.task for d in ds.DATASETS.values()} == {"classification", "regression", "any"}
     assert ds.DATASETS["diabetes"].task == "regression"

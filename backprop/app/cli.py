@@ -9,6 +9,8 @@ Host-only module. Subcommands:
 - ``backprop backends``
 - ``backprop predict RUN_DIR_OR_CHECKPOINT --data FILE [--target COL] [--out FILE]``
 - ``backprop export RUN_DIR_OR_CHECKPOINT --format safetensors [--out FILE]``
+- ``backprop convert-csv CSV OUT_DIR [--target COL] [--chunk-rows N] [--dtype float32|float64]``
+  ``[--delimiter C] [--overwrite]``: a CSV -> x.npy, y.npy for a config's ``npy`` dataset
 - ``backprop --version``
 
 ``train``, ``gradcheck``, ``evaluate``, ``predict`` and ``export`` take ``--import MODULE``
@@ -33,10 +35,12 @@ import sys
 import backends
 
 from ..data.checks import DataError
+from ..data.convert import DTYPES, csv_to_npy
 from ..training.checkpoint import CheckpointError
 from ..training.fit import TrainingDiverged
 from . import experiment, export, predict
 from ._plugins import import_plugins
+from ._toml import dump_toml
 from .config import ConfigError, load_config
 
 __all__ = ["main"]
@@ -180,6 +184,24 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_csv(args: argparse.Namespace) -> int:
+    """``backprop convert-csv``: the files written, and the config table that trains on them."""
+    done = csv_to_npy(
+        args.csv, args.out_dir, target=args.target, chunk_rows=args.chunk_rows,
+        dtype=args.dtype, overwrite=args.overwrite,
+        delimiter="\t" if args.delimiter in ("\\t", "tab") else args.delimiter,
+    )  # fmt: skip
+    print(
+        f"wrote {done['rows']} rows x {done['columns']} features ({done['dtype']}) to "
+        f"{done['features']} and targets {done['target']!r} ({done['target_kind']}, "
+        f"{done['targets_dtype']}) to {done['targets']} in {done['seconds']:.2f} s"
+    )
+    paths = {k: os.path.abspath(done[k]) for k in ("features", "targets")}
+    print("to train on them, put this table in a config:\n")
+    print(dump_toml({"data": {"name": "npy", **paths}}).rstrip())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backprop",
@@ -294,6 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", default=None, help="the file (default: RUN_DIR/model.safetensors)")
     import_option(ex)
     ex.set_defaults(run=_export)
+
+    cv = sub.add_parser(
+        "convert-csv", help="a CSV file -> x.npy, y.npy, in chunks (for data.name = 'npy')"
+    )
+    cv.add_argument("csv", metavar="CSV", help="a CSV file, with or without a header row")
+    cv.add_argument("out_dir", metavar="OUT_DIR", help="where x.npy and y.npy go (created)")
+    cv.add_argument(
+        "--target", default=None, help="the target column: a name or number (default: the last)"
+    )
+    cv.add_argument(
+        "--chunk-rows", type=int, default=65536, help="rows read at a time (default 65536)"
+    )
+    cv.add_argument("--dtype", choices=DTYPES, default="float32", help="features' type")
+    cv.add_argument("--delimiter", default=",", help="the cell separator: ',' (default), ';', "
+                    "'\\t' (a tab) ...")  # fmt: skip
+    cv.add_argument("--overwrite", action="store_true", help="replace existing x.npy, y.npy")
+    cv.set_defaults(run=_convert_csv)
     return parser
 
 

@@ -37,6 +37,7 @@ import backends
 from ..data import datasets
 from ..data.checks import DataError, as_column, output_size
 from ..data.labels import encode_labels, encode_targets
+from ..data.npyfiles import fit_standardizer, standardized
 from ..data.preprocessing import Standardizer
 from ..nn.gradcheck import gradcheck, offset_biases
 from ..nn.model import build_model
@@ -90,7 +91,9 @@ def prepare_dataset(cfg: Config) -> PreparedData:
 
     ``standardize`` z-scores float features per column, or per channel (the last axis) for
     sequences (N, ..., C); integer inputs (token ids) are never standardized: they name rows of
-    an embedding table, they do not measure anything.
+    an embedding table, they do not measure anything. Memory-mapped features (the ``npy``
+    dataset) stay on disk: split and standardized as rows are read (`MappedRows`), their
+    statistics accumulated over chunks of rows.
     """
     X, Y = datasets.load_dataset(cfg.data.name, **cfg.data.options)
     # class labels (1.0, {0, 1000}, "cat") -> indices 0..K-1; classes[k]: class k's label
@@ -105,11 +108,11 @@ def prepare_dataset(cfg: Config) -> PreparedData:
         x_test, y_test = x_train, y_train
     preprocessing: dict[str, Any] = {} if classes is None else {"classes": classes}
     if cfg.data.standardize and X.dtype.kind not in "iu":
-        scaler = Standardizer().fit(x_train)
+        scaler = fit_standardizer(x_train)
         preprocessing["features"] = scaler.to_dict()
         same = x_test is x_train
-        x_train = scaler.transform(x_train)
-        x_test = x_train if same else scaler.transform(x_test)
+        x_train = standardized(scaler, x_train)
+        x_test = x_train if same else standardized(scaler, x_test)
     if cfg.data.standardize_targets:
         scaler = Standardizer().fit(as_column(y_train))
         preprocessing["targets"] = scaler.to_dict()

@@ -4,7 +4,8 @@ Host-only module. Built-in loaders return ``(X, Y)`` with Y float64, one-hot for
 classification; X is float64 features (N, d), except "intents_tokens" (int64 token ids (N, T),
 -1 pads, for an ``EmbeddingBag`` model) and "waveforms" (float64 signals (N, length, 1), for
 ``Conv1D``). `load_npz` and `load_csv` keep integer class labels as int64 and text class names
-as strings (`backprop.data.labels` encodes both for a config). `DATASETS` names every
+as strings (`backprop.data.labels` encodes both for a config); `load_npy` too, with X
+memory-mapped, never read whole (`backprop.data.npyfiles`). `DATASETS` names every
 loader; `load_dataset` calls one by name with checked options (what a config does).
 """
 
@@ -22,6 +23,7 @@ from ._options import NOISE_MAX, check_int, check_number, check_seed
 from ._waveforms import WAVEFORMS, make_waveforms
 from .checks import DataError, one_hot
 from .files import _did_you_mean, load_csv, load_npz
+from .npyfiles import load_npy, select_rows
 from .preprocessing import BagOfWords
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "load_digits",
     "load_intent_tokens",
     "load_intents",
+    "load_npy",
     "load_npz",
     "make_moons",
     "make_spirals",
@@ -223,6 +226,7 @@ DATASETS: dict[str, Dataset] = {
         ),
         Dataset("npz", load_npz, "named arrays X, y from an .npz file", "any"),
         Dataset("csv", load_csv, "columns of a CSV file with a header", "any"),
+        Dataset("npy", load_npy, "features, targets .npy files, memory-mapped", "any"),
     )
 }
 
@@ -267,7 +271,8 @@ def train_test_split(X: np.ndarray, Y: np.ndarray, test_fraction: float = 0.25, 
     """Shuffle rows with ``seed`` and split: ``(X_train, Y_train, X_test, Y_test)``.
 
     The test part has ``max(1, round(test_fraction * N))`` rows; a split that leaves no training
-    row (few rows, a large fraction) raises `DataError` with the counts.
+    row (few rows, a large fraction) raises `DataError` with the counts. Memory-mapped X (the
+    ``npy`` dataset) stays on disk: its parts are `backprop.data.npyfiles.MappedRows`.
     """
     if isinstance(test_fraction, bool) or not 0.0 < test_fraction < 1.0:
         raise DataError(
@@ -289,4 +294,4 @@ def train_test_split(X: np.ndarray, Y: np.ndarray, test_fraction: float = 0.25, 
         )
     order = np.random.default_rng(seed).permutation(n)
     test, train = order[:n_test], order[n_test:]
-    return X[train], Y[train], X[test], Y[test]
+    return select_rows(X, train), Y[train], select_rows(X, test), Y[test]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import math
 import re
 import zipfile
 from collections.abc import Sequence
@@ -21,13 +22,14 @@ from .checks import DataError
 __all__ = ["load_csv", "load_npz"]
 
 
-def _existing_file(path: Any, what: str) -> Path:
+def _existing_file(path: Any, what: str, key: str = "data.path") -> Path:
+    """``path`` as a Path to an existing file, or a DataError naming it and ``key``."""
     p = Path(check_path(what.strip(".").lower(), path))
     if not p.is_file():
         problem = "is a directory" if p.is_dir() else "does not exist"
         raise DataError(
             f"{what} file {str(p)!r} {problem} (resolved to {str(p.resolve())!r}); expected a "
-            "path to an existing file: check data.path"
+            f"path to an existing file: check {key}"
         )
     return p
 
@@ -243,21 +245,27 @@ def _numeric_columns(
     out = np.empty((len(rows), len(cols)))
     for i, (line, row) in enumerate(rows):
         for j, c in enumerate(cols):
-            cell = row[c].strip()
-            try:
-                out[i, j] = value = float(cell)
-            except ValueError:
-                what = "is empty" if not cell else f"holds {cell!r}, which is not a number"
-                raise DataError(
-                    f"{str(p)!r} line {line}, column {header[c]!r} {what}; expected a number: "
-                    f"fix or drop that row{_leave_out(header[c], features)}"
-                ) from None
-            if not np.isfinite(value):
-                raise DataError(
-                    f"{str(p)!r} line {line}, column {header[c]!r} holds {cell!r}; expected a "
-                    "finite number: drop or impute that row"
-                )
+            out[i, j] = _number(p, line, header[c], row[c].strip(), features)
     return out
+
+
+def _number(p: Path, line: int, column: str, cell: str, features: list[str] | None) -> float:
+    """A stripped cell as a finite float, or the DataError naming the file, the line, the
+    column and the cell (`_leave_out` with ``features``: how to drop a feature column)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        what = "is empty" if not cell else f"holds {cell!r}, which is not a number"
+        raise DataError(
+            f"{str(p)!r} line {line}, column {column!r} {what}; expected a number: "
+            f"fix or drop that row{_leave_out(column, features)}"
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(
+            f"{str(p)!r} line {line}, column {column!r} holds {cell!r}; expected a "
+            "finite number: drop or impute that row"
+        )
+    return value
 
 
 def _leave_out(column: str, features: list[str] | None) -> str:
