@@ -169,11 +169,15 @@ def _targets(model: Sequential, ds: Any, why: str) -> np.ndarray:
             "targets() method; add one returning Y (N,) or (N, n_out), or pass "
             "validation_data and per-row weights in the batches it returns"
         )
+    return _prepared_targets(model, targets())
+
+
+def _prepared_targets(model: Sequential, Y: Any) -> np.ndarray:
+    """``Y`` checked and prepared as `host_xy` does (float64 (N, n_out), labels one-hot)."""
     output = model.output_activation
     return prepare_targets(
-        targets(), _width(model.output_shape), getattr(output, "name", None),
-        model.loss_function.name,
-    )  # fmt: skip
+        Y, _width(model.output_shape), getattr(output, "name", None), model.loss_function.name
+    )
 
 
 def _validation(model: Sequential, be: Any, dtype: str, validation_data: Any) -> Any:
@@ -189,17 +193,28 @@ def _validation(model: Sequential, be: Any, dtype: str, validation_data: Any) ->
 
 
 def move_batch(
-    model: Sequential, be: Any, dtype: str, batch: tuple, where: str, n_rows: int | None = None
+    model: Sequential,
+    be: Any,
+    dtype: str,
+    batch: tuple,
+    where: str,
+    n_rows: int | None = None,
+    checked: bool = False,
 ) -> tuple:
     """Host ``(x, y[, w])`` rows checked like in-memory data and moved to ``be``:
     ``(x, y, w or None, rows)``. A problem raises `DataError` prefixed with ``where``.
 
     ``n_rows``: the rows of the whole batch when ``batch`` is this process's share of it (a
-    multi-process run, `Backend.process_rows`); the arrays then span every process's rows."""
+    multi-process run, `Backend.process_rows`); the arrays then span every process's rows.
+    ``checked``: these inputs passed the checks before (an earlier epoch read every row), so
+    only the targets are prepared (labels made one-hot), as in-memory data is checked once."""
     x, y, w = (*batch, None)[:3]
     try:
-        x, y = host_xy(model, x, y)
-        check_castable(be, dtype, X=x, Y=y)
+        if checked:
+            x, y = np.asarray(x), _prepared_targets(model, y)
+        else:
+            x, y = host_xy(model, x, y)
+            check_castable(be, dtype, X=x, Y=y)
         if w is not None:
             w = _batch_weights(w, x.shape[0])
     except DataError as exc:

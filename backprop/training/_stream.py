@@ -39,6 +39,7 @@ from .step import make_host_batch_step
 
 __all__ = ["REFERENCE_ROWS", "SourceLoop"]
 
+PREFETCH_DEPTH = 2
 REFERENCE_ROWS = 65536  # rows of an indexable source the divergence reference is computed on
 
 
@@ -57,7 +58,7 @@ class SourceLoop(_Loop):
         self.columns = epoch_columns(run.model, s, data.val is not None)
         bs = s["batch_size"]
         self.n_steps = -(-data.n // bs) if data.indexable else data.train.n_batches
-        self.diag = None
+        self.diag, self.rows_checked = None, False
         if s["diagnostics"] and data.indexable:
             rows = _host.arange(min(DIAGNOSTIC_ROWS, data.n))
             self.diag = self._move(data.train.rows(rows), "diagnostic rows")[:2]
@@ -70,9 +71,12 @@ class SourceLoop(_Loop):
                 stacklevel=4,
             )
 
-    def _move(self, batch: tuple, where: str, n_rows: int | None = None) -> tuple:
+    def _move(
+        self, batch: tuple, where: str, n_rows: int | None = None, checked: bool = False
+    ) -> tuple:
         run = self.run
-        return move_batch(run.model, run.backend, run.settings["dtype"], batch, where, n_rows)
+        s = run.settings
+        return move_batch(run.model, run.backend, s["dtype"], batch, where, n_rows, checked)
 
     def _reference(self, start: Any) -> float | None:
         """Indexable: the untrained model's loss on the first `REFERENCE_ROWS` training rows
@@ -132,7 +136,9 @@ class SourceLoop(_Loop):
             if w is not None:
                 batch = (*batch[:2], w[mine])
             where = f"rows {idx[0]}..{idx[-1]} of {data.train!r}"
-            return self._move(batch, where, len(idx) if be.n_devices > 1 else None)
+            return self._move(batch, where, len(idx) if be.n_devices > 1 else None, checked)
+
+        checked = self.rows_checked  # every row passed the checks in an earlier epoch
 
         return [order[i : min(i + bs, n)] for i in range(0, n, bs)], from_rows
 
@@ -163,7 +169,7 @@ class SourceLoop(_Loop):
         if be.donates:  # the steps donate these buffers; references taken so far stay valid
             run.params, run.opt_state = _copy(self.xp, run.params), _copy(self.xp, run.opt_state)
         losses, sizes, lr = [], [], 0.0
-        with sources.Prefetcher(produce, items) as batches:
+        with sources.Prefetcher(produce, items, depth=PREFETCH_DEPTH) as batches:
             for xb, yb, wb, rows in batches:
                 if self.reference is None:
                     self.reference = self._stream_reference(xb, yb, wb)
@@ -183,6 +189,7 @@ class SourceLoop(_Loop):
                 "epoch needs at least one"
             )
         run.samples += sum(sizes)
+        self.rows_checked = self.data.indexable  # this epoch read (and checked) every row
         self._end_epoch(losses, lr, t0, sizes)
 
     def _host_step(self, xb: Any, yb: Any, wb: Any, rows: int, lr: float) -> Any:
