@@ -14,6 +14,7 @@ from .nn import activations, layers, losses
 from .nn._component import UnregisteredError
 from .nn.activations import ACTIVATIONS, Activation, get_activation
 from .nn.diagnostics import gradient_flow
+from .nn.ensemble import Ensemble
 from .nn.gradcheck import GradcheckResult, gradcheck
 from .nn.layers import Dense, Layer
 from .nn.losses import LOSSES, Loss, get_loss
@@ -49,6 +50,7 @@ __all__ = [
     "DataError",
     "Dense",
     "EarlyStopping",
+    "Ensemble",
     "FitResult",
     "GradcheckResult",
     "History",

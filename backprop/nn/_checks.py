@@ -62,13 +62,15 @@ def _key_problem(got: Any, expected: Any) -> str:
     )
 
 
-def params_mismatch(i: int, layer: Any, got: Any, expected: Any) -> str:
+def params_mismatch(
+    i: int, layer: Any, got: Any, expected: Any, source: str = "model.init", what: str = "model"
+) -> str:
     """The message for ``params[i]`` whose shapes ``got`` are not the layer's ``expected``."""
     problem = _key_problem(got, expected)
     has = f"{problem} (it has {_describe(got)})" if problem else f"has {_describe(got)}"
     return (
-        f"params[{i}] {has}; this model expects {_describe(expected)} (layer {i}: {layer!r}); "
-        "pass the params model.init gives"
+        f"params[{i}] {has}; this {what} expects {_describe(expected)} (layer {i}: {layer!r}); "
+        f"pass the params {source} gives"
     )
 
 

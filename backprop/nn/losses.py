@@ -14,7 +14,9 @@ Definitions (the same as scikit-learn's MLP; N = rows of the batch, K = output u
   J = (1/N) * sum(y*log(y/a) - y + a) with 0*log(0) = 0; dJ/da = (1 - y/a) / N.
 
 N is the size of the second-to-last axis, K of the last: leading axes (a stack of models) are
-summed over, each slice being one model's batch.
+summed over by ``value``, each slice being one model's batch. ``values`` gives each model's J
+instead, (M,) for a stack of M models (an ensemble's per-member losses), in one batched
+reduction over each slice's (N, K); y and w are shared by the models or stacked like a.
 
 Sample weights: every method takes an optional ``w`` of shape (N, 1) that multiplies each row's
 terms (J = (1/N) * sum_i w_i * l_i, and the same factor in dJ/da and the fused delta). The fit
@@ -28,8 +30,10 @@ computes J from the pre-activation z with log-sum-exp / softplus (poisson: log a
 saturated outputs give neither ``log(0)`` nor NaN.
 
 To add a loss: subclass `Loss`, decorate with ``@register("name")`` (a frozen dataclass whose
-fields are hyperparameters, like `Huber`'s ``delta``). ``get_loss`` accepts a name, a spec
-``{"name": "huber", "delta": 0.5}`` or an instance.
+fields are hyperparameters, like `Huber`'s ``delta``), and define ``value`` and ``grad`` (and
+``value_from_logits`` for a fused one); ``values`` then evaluates ``value`` model by model,
+unless the class also defines the batched ``_values`` (``_values_from_logits``). ``get_loss``
+accepts a name, a spec ``{"name": "huber", "delta": 0.5}`` or an instance.
 """
 
 from __future__ import annotations
@@ -77,12 +81,33 @@ class Loss(Component):
         """J(a, y) from the output activations; ``w``: optional (N, 1) sample weights."""
         raise NotImplementedError
 
+    def values(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
+        """J of each model of a stack: a (M, N, K); y (N, K) or (M, N, K); w (N, 1) or
+        (M, N, 1) -> (M,). One batched reduction when the class that defines ``value``
+        also defines ``_values``; else ``value`` on each model's slice."""
+        if _owner(type(self), "_values") is _owner(type(self), "value"):
+            return self._values(xp, a, y, w)
+        return _per_slice(xp, self.value, a, y, w)
+
+    def _values(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
+        """``values`` in one batched reduction (the shipped losses define it)."""
+        raise NotImplementedError
+
     def grad(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
         """dJ/da, shape (N, K)."""
         raise NotImplementedError
 
     def value_from_logits(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
         """J from the pre-activation z of the fused output (stable); fused losses only."""
+        raise NotImplementedError
+
+    def values_from_logits(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
+        """``value_from_logits`` of each model of a stack (shapes as in ``values``)."""
+        if _owner(type(self), "_values_from_logits") is _owner(type(self), "value_from_logits"):
+            return self._values_from_logits(xp, z, y, w)
+        return _per_slice(xp, self.value_from_logits, z, y, w)
+
+    def _values_from_logits(self, xp: Any, z: Any, y: Any, w: Any = None) -> Any:
         raise NotImplementedError
 
     def fused_delta(self, xp: Any, a: Any, y: Any, w: Any = None) -> Any:
@@ -103,6 +128,10 @@ class MeanSquaredError(Loss):
         d = a - y
         return 0.5 * _mean(xp, _weighted(d * d, w))
 
+    def _values(self, xp, a, y, w=None):
+        d = a - y
+        return 0.5 * _mean(xp, _weighted(d * d, w), per_model=True)
+
     def grad(self, xp, a, y, w=None):
         return _weighted(a - y, w) * (1.0 / (a.shape[-2] * a.shape[-1]))
 
@@ -122,11 +151,18 @@ class BinaryCrossEntropy(Loss):
         terms = y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)
         return -xp.sum(_weighted(terms, w)) * (1.0 / a.shape[-2])
 
+    def _values(self, xp, a, y, w=None):
+        terms = y * xp.log(a) + (1.0 - y) * xp.log(1.0 - a)
+        return -_row_sums(xp, _weighted(terms, w))
+
     def grad(self, xp, a, y, w=None):
         return _weighted((a - y) / (a * (1.0 - a)), w) * (1.0 / a.shape[-2])
 
     def value_from_logits(self, xp, z, y, w=None):
         return xp.sum(_weighted(softplus(xp, z) - y * z, w)) * (1.0 / z.shape[-2])
+
+    def _values_from_logits(self, xp, z, y, w=None):
+        return _row_sums(xp, _weighted(softplus(xp, z) - y * z, w))
 
 
 @register("cross_entropy")
@@ -143,11 +179,17 @@ class CrossEntropy(Loss):
     def value(self, xp, a, y, w=None):
         return -xp.sum(_weighted(y * xp.log(a), w)) * (1.0 / a.shape[-2])
 
+    def _values(self, xp, a, y, w=None):
+        return -_row_sums(xp, _weighted(y * xp.log(a), w))
+
     def grad(self, xp, a, y, w=None):
         return _weighted(-y / a, w) * (1.0 / a.shape[-2])
 
     def value_from_logits(self, xp, z, y, w=None):
         return -xp.sum(_weighted(y * log_softmax(xp, z), w)) * (1.0 / z.shape[-2])
+
+    def _values_from_logits(self, xp, z, y, w=None):
+        return -_row_sums(xp, _weighted(y * log_softmax(xp, z), w))
 
 
 @register("huber")
@@ -166,10 +208,16 @@ class Huber(Loss):
         object.__setattr__(self, "delta", float(d))
 
     def value(self, xp, a, y, w=None):
+        return _mean(xp, _weighted(self._h(xp, a, y), w))
+
+    def _values(self, xp, a, y, w=None):
+        return _mean(xp, _weighted(self._h(xp, a, y), w), per_model=True)
+
+    def _h(self, xp, a, y):
         r = xp.abs(a - y)
         small = xp.minimum(r, xp.full_like(r, self.delta))  # min(|r|, delta)
         # |r| <= delta: small = |r|, h = |r|**2/2; beyond: small = delta, h = delta*|r| - delta**2/2
-        return _mean(xp, _weighted(small * (r - 0.5 * small), w))
+        return small * (r - 0.5 * small)
 
     def grad(self, xp, a, y, w=None):
         r = xp.clip(a - y, min=-self.delta, max=self.delta)
@@ -193,6 +241,9 @@ class Poisson(Loss):
         terms = a - y * xp.log(a) + _ylogy(xp, y) - y
         return xp.sum(_weighted(terms, w)) * (1.0 / a.shape[-2])
 
+    def _values(self, xp, a, y, w=None):
+        return _row_sums(xp, _weighted(a - y * xp.log(a) + _ylogy(xp, y) - y, w))
+
     def grad(self, xp, a, y, w=None):
         return _weighted(1.0 - y / a, w) * (1.0 / a.shape[-2])
 
@@ -200,17 +251,43 @@ class Poisson(Loss):
         terms = Exp().forward(xp, z) - y * z + _ylogy(xp, y) - y
         return xp.sum(_weighted(terms, w)) * (1.0 / z.shape[-2])
 
+    def _values_from_logits(self, xp, z, y, w=None):
+        return _row_sums(xp, _weighted(Exp().forward(xp, z) - y * z + _ylogy(xp, y) - y, w))
+
 
 def _ylogy(xp: Any, y: Any) -> Any:
     """y * log(y) elementwise, 0 where y = 0 (its limit)."""
     return y * xp.log(xp.where(y > 0, y, xp.ones_like(y)))
 
 
-def _mean(xp: Any, terms: Any) -> Any:
-    """Mean over the (N, K) batch; with leading axes, the sum of each slice's mean."""
+def _mean(xp: Any, terms: Any, per_model: bool = False) -> Any:
+    """Mean over the (N, K) batch; with leading axes, the sum of each slice's mean (per_model:
+    each slice's mean)."""
+    if per_model:
+        return xp.mean(terms, axis=(-2, -1))
     if terms.ndim <= 2:
         return xp.mean(terms)
     return xp.sum(xp.mean(terms, axis=(-2, -1)))
+
+
+def _row_sums(xp: Any, terms: Any) -> Any:
+    """(1/N) * the sum over each slice's (N, K): one value per model of a stack."""
+    return xp.sum(terms, axis=(-2, -1)) * (1.0 / terms.shape[-2])
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose body defines ``name``."""
+    return next((c for c in cls.__mro__ if name in c.__dict__), None)
+
+
+def _per_slice(xp: Any, fn: Any, a: Any, y: Any, w: Any) -> Any:
+    """``fn(xp, a[m], y[m], w[m])`` for each model m of the stack a (M, N, K), stacked: the
+    fallback of `Loss.values` for a loss without ``_values`` (y, w may be shared)."""
+
+    def part(v: Any, m: int) -> Any:
+        return v[m, ...] if v is not None and v.ndim == a.ndim else v
+
+    return xp.stack([fn(xp, a[m, ...], part(y, m), part(w, m)) for m in range(a.shape[0])])
 
 
 def _weighted(terms: Any, w: Any) -> Any:

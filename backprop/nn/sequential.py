@@ -236,16 +236,26 @@ class Sequential:
         Y: Any,
         weights: Any = None,
         masks: Sequence[Any] | None = None,
+        *,
+        stacked: tuple[Any, Any, Any] | None = None,
     ) -> tuple[Any, Params, tuple[list, list]]:
         """`loss_and_grad` that also returns what the gradient-flow diagnostics read:
         ``(loss, grads, (deltas, caches))``. ``deltas[l]``: the error signal at layer l, dJ/dz
         (pre-activation) for a layer with an activation, else dJ/d(its output); first layer
-        first. ``caches``: the layers' forward caches."""
-        xp = self._check_xy(X, Y, params)
-        w = None if weights is None else xp.reshape(weights, (-1, 1))
+        first. ``caches``: the layers' forward caches.
+
+        ``stacked``: ``(xp, w, alpha)`` from `backprop.Ensemble`, which checked its stacked
+        params and arrays itself (w: (..., N, 1) or None; alpha: a number or a `PerMember`);
+        the loss is then one per member, (K,)."""
+        if stacked is None:
+            xp = self._check_xy(X, Y, params)
+            w = None if weights is None else xp.reshape(weights, (-1, 1))
+            alpha = self.alpha
+        else:
+            xp, w, alpha = stacked
         z, a, caches = self._forward(xp, params, X, train=Train(masks))
-        loss = self._loss_value(xp, params, z, a, Y, w)
-        l2 = self.alpha / Y.shape[-1 - len(self.output_shape)]
+        loss = self._loss_value(xp, params, z, a, Y, w, alpha, per_model=stacked is not None)
+        l2 = alpha / Y.shape[-1 - len(self.output_shape)]
         if self.fused:  # sigmoid+BCE, softmax+CE: f' cancels, delta = (a - y)/N
             signal = self.loss_function.fused_delta(xp, a, Y, w)
         else:  # dJ/da; the output layer's f' is applied below like any layer's
@@ -267,19 +277,31 @@ class Sequential:
             grads[i] = layer.add_l2(xp, p, g, l2) if l2 else g
         return loss, grads, (deltas, caches)
 
-    def _loss_value(self, xp: Any, params: Params, z: Any, a: Any, Y: Any, w: Any = None) -> Any:
-        if self.fused:
+    def _loss_value(
+        self, xp, params, z, a, Y, w=None, alpha: Any = None, per_model: bool = False
+    ) -> Any:
+        """J with the L2 penalty. ``alpha``: None for the model's, else a number or a
+        `PerMember`; ``per_model``: one J per stacked model (K,) (`backprop.Ensemble`)."""
+        alpha = self.alpha if alpha is None else alpha
+        if per_model:
+            loss = self._member_losses(xp, z, a, Y, w)
+        elif self.fused:
             loss = self.loss_function.value_from_logits(xp, z, Y, w)
         else:
             loss = self.loss_function.value(xp, a, Y, w)
-        if self.alpha:
+        if alpha:
             squares = sum(
-                xp.sum(v * v)
+                xp.sum(v * v, axis=tuple(range(1, v.ndim))) if per_model else xp.sum(v * v)
                 for layer, p in zip(self.layers, params, strict=True)
                 for v in layer.penalty_arrays(p)
             )
-            loss = loss + (self.alpha / (2.0 * Y.shape[-1 - len(self.output_shape)])) * squares
+            loss = loss + (alpha / (2.0 * Y.shape[-1 - len(self.output_shape)])) * squares
         return loss
+
+    def _member_losses(self, xp: Any, z: Any, a: Any, Y: Any, w: Any) -> Any:
+        if self.fused:
+            return self.loss_function.values_from_logits(xp, z, Y, w)
+        return self.loss_function.values(xp, a, Y, w)
 
     # -- static checks (shapes and dtypes only: no host sync, safe under jax.jit) ----------------
     def param_shapes(self) -> list[Any]:
@@ -305,10 +327,13 @@ class Sequential:
         """Check params and X; return the shared array namespace. ``ref``: the first parameter
         array, when the caller has it."""
         self._check_params(params)
+        return self._check_x_array(X, first_leaf(params) if ref is None else ref)
+
+    def _check_x_array(self, X: Any, ref: Any) -> Any:
+        """`_check_x` without the parameters' shapes (``ref``: a parameter array or None)."""
         _check_shape(
             "X", X, self.input_shape, "n_in" if len(self.input_shape) == 1 else "input_shape"
         )
-        ref = first_leaf(params) if ref is None else ref
         try:
             xp = array_namespace(X, ref) if ref is not None else array_namespace(X)
         except TypeError:
@@ -334,8 +359,12 @@ class Sequential:
         return xp
 
     def _check_xy(self, X: Any, Y: Any, params: Params) -> Any:
-        ref = first_leaf(params)
-        xp = self._check_x(X, params, ref)
+        self._check_params(params)
+        return self._check_xy_arrays(X, Y, first_leaf(params))
+
+    def _check_xy_arrays(self, X: Any, Y: Any, ref: Any) -> Any:
+        """`_check_xy` without the parameters' shapes (``ref``: a parameter array or None)."""
+        xp = self._check_x_array(X, ref)
         _check_shape(
             "Y", Y, self.output_shape, "n_out" if len(self.output_shape) == 1 else "output shape"
         )

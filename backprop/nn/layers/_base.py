@@ -6,10 +6,16 @@ so the math stays pure and ``jax.jit`` can trace it. Shapes exclude the batch ax
 (``input_shape=(64,)``); arrays carry it, and any leading axes before it: ``x`` is
 ``(..., N, *input_shape)``: every shipped layer takes extra leading axes on ``x`` with the
 parameters shared across them (their gradients are summed over those axes by `sum_to`), which
-the test suite checks with a leading axis of 2. Stacking the *parameters* of K models on a
-leading axis as well (an ensemble in one program) needs parameter shapes that broadcast
-against ``(K, N, ...)`` (a bias of (K, 1, units), not (K, units)); that is the ensembles
-issue's to define.
+the test suite checks with a leading axis of 2.
+
+Stacked parameters (`backprop.Ensemble`: K models in one program). A layer whose class sets
+``stackable = True`` also takes the parameters of K models stacked on a leading member axis,
+shaped by ``stacked_shapes``: each array right-aligned against the layer's output
+(K, N, *output_shape), so a bias (units,) becomes (K, 1, units) and a Dense W (n_in, units)
+(K, n_in, units); x is then (N, *input_shape), shared by the members, or (K, N, ...), and
+y is (K, N, ...). The gradients keep the member axis: `sum_to` sums only over axes a
+parameter was broadcast along, never over K (member k's slice of every gradient is member
+k's own gradient), so most one-model code needs no change.
 
 The methods (see docs/layers.md for a worked example):
 
@@ -82,7 +88,8 @@ class Layer(Component):
     Class attributes: ``penalized``: parameter names the model's L2 penalty applies to
     (Dense's "W"); ``weights``: names whose gradient norm the diagnostics report (default:
     all); ``input_kind``: "float" or "int" (token ids); ``dropout``: True for a layer that takes
-    a mask from `Train` (the fit loop draws one per such layer and step).
+    a mask from `Train` (the fit loop draws one per such layer and step); ``stackable``: True
+    when forward and backward take parameters stacked by `stacked_shapes` (an ensemble).
     """
 
     registry: ClassVar[Registry] = LAYERS
@@ -91,6 +98,7 @@ class Layer(Component):
     weights: ClassVar[tuple[str, ...] | None] = None
     input_kind: ClassVar[str] = "float"
     dropout: ClassVar[bool] = False
+    stackable: ClassVar[bool] = False
 
     def init(self, input_shape: Shape, rng: Any) -> tuple[dict[str, Any], Shape]:
         raise NotImplementedError
@@ -125,8 +133,9 @@ class Layer(Component):
         """The arrays the model's L2 penalty ``alpha/(2N) * sum(W**2)`` covers."""
         return [params[k] for k in self.penalized]
 
-    def add_l2(self, xp: Any, params: dict[str, Any], grads: dict[str, Any], l2: float) -> dict:
-        """``grads`` plus the penalty's gradient ``l2 * W`` (l2 = alpha/N) on penalized arrays."""
+    def add_l2(self, xp: Any, params: dict[str, Any], grads: dict[str, Any], l2: Any) -> dict:
+        """``grads`` plus the penalty's gradient ``l2 * W`` (l2 = alpha/N) on penalized arrays.
+        ``l2``: a number, or a `PerMember` for K stacked models (one alpha per member)."""
         return {k: g + l2 * params[k] if k in self.penalized else g for k, g in grads.items()}
 
     def weight_arrays(self, tree: dict[str, Any]) -> list[Any]:
@@ -136,6 +145,25 @@ class Layer(Component):
     def dropout_layers(self, input_shape: Shape) -> list[tuple[Layer, Shape]]:
         """``(layer, input shape)`` of every dropout layer in this one, in forward order."""
         return [(self, tuple(input_shape))] if self.dropout else []
+
+    def stacked_shapes(self, input_shape: Shape, k: int) -> dict[str, Any]:
+        """The shape of each parameter with K models stacked (module docstring): shape s of
+        one model -> (K, 1, ..., 1, *s), right-aligned against the output (K, N, *output).
+        A layer with parameters that is not ``stackable`` raises TypeError naming it."""
+        from ...data import _host
+
+        params, out = self.init(tuple(input_shape), _host.np_rng(0))
+        if params and not self.stackable:
+            raise TypeError(
+                f"layer {self!r} ({type(self).__qualname__}) does not take stacked parameters "
+                "(its class does not set stackable = True), so an Ensemble cannot hold it; "
+                "use the layers backprop.layers ships, or make its forward/backward take "
+                "parameters with a leading member axis and set stackable = True"
+            )
+        rank = 1 + len(out)  # the activation's axes: N and the example's
+        return {
+            name: (k, *(1,) * max(0, rank - len(v.shape)), *v.shape) for name, v in params.items()
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,12 +223,19 @@ def chain_shapes(layers: Sequence[Layer], input_shape: Shape, where: str = "laye
 
 def sum_to(xp: Any, g: Any, shape: Sequence[int]) -> Any:
     """Sum ``g`` over its extra leading axes (and axes where ``shape`` has 1) so it has
-    ``shape``: the gradient of a parameter that was broadcast over a stack of models."""
+    ``shape``: the gradient of a parameter that was broadcast over a stack of models.
+
+    K stacked models' parameter (K, 1, ..., 1, *s) keeps its member axis (never summed: it is
+    in ``shape``). A caller that summed the rows away first (``xp.sum(dz, axis=-2)`` for a
+    bias) hands a ``g`` with fewer axes than ``shape``: they come back as 1-axes after the
+    member axis, then every axis where ``shape`` has 1 is summed."""
     if g.shape == shape:  # the common case: nothing was broadcast
         return g
     extra = g.ndim - len(shape)
     if extra > 0:
         g = xp.sum(g, axis=tuple(range(extra)))
+    elif extra < 0:
+        g = xp.reshape(g, (g.shape[0], *(1,) * -extra, *g.shape[1:]))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if axes:
         g = xp.sum(g, axis=axes, keepdims=True)

@@ -32,6 +32,8 @@ class Conv1D(Activated):
     Shapes: x (..., N, L, C_in), W (kernel_size, C_in, filters), b (filters,), z and a
     (..., N, L_out, filters). padding "valid": no padding, L_out = L - k + 1; "same":
     (k-1)//2 zeros on the left and the rest of k-1 on the right, L_out = L.
+    K stacked models (an ensemble): W (K, k, C_in, filters), b (K, 1, 1, filters), x
+    (N, L, C_in) or (K, N, L, C_in), z and a (K, N, L_out, filters).
     Init: Glorot-uniform W ~ U(-r, r), r = sqrt(6 / (fan_in + fan_out)) with fan_in =
     k*C_in and fan_out = k*filters (Keras' convention for convolutions); b = 0.
 
@@ -48,6 +50,7 @@ class Conv1D(Activated):
     activation: Any = None
     penalized: ClassVar[tuple[str, ...]] = ("W",)
     weights: ClassVar[tuple[str, ...]] = ("W",)
+    stackable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for name in ("filters", "kernel_size"):
@@ -106,8 +109,10 @@ class Conv1D(Activated):
         return xp.concat(cols, axis=-1)
 
     def _w2(self, xp, w):
-        k, c_in, filters = w.shape
-        return xp.reshape(w, (k * c_in, filters))
+        """W (k, C_in, filters) as the matrix (k*C_in, filters); stacked W (K, k, C_in,
+        filters) as (K, 1, k*C_in, filters), which broadcasts over the rows' axis N."""
+        *members, k, c_in, filters = w.shape
+        return xp.reshape(w, (*members, *(1,) * len(members), k * c_in, filters))
 
     def affine(self, xp, params, x):
         return self._im2col(xp, x) @ self._w2(xp, params["W"]) + params["b"]
@@ -121,12 +126,14 @@ class Conv1D(Activated):
 
     def backward_z(self, xp, params, cache, dz, *, need_dx=True):
         w = params["W"]
-        k, c_in, filters = w.shape
+        *members, k, c_in, filters = w.shape
         cols = cache.cols
-        rows = (*cols.shape[:-3], -1)  # N and the positions: one matmul sums over both
-        flat_cols, flat_dz = xp.reshape(cols, (*rows, k * c_in)), xp.reshape(dz, (*rows, filters))
+        # N and the positions flattened into one axis, so one matmul sums over both. cols
+        # lacks the member axis of dz when the input is shared by stacked models.
+        flat_cols = xp.reshape(cols, (*cols.shape[:-3], -1, k * c_in))
+        flat_dz = xp.reshape(dz, (*dz.shape[:-3], -1, filters))
         gw2 = xp.matrix_transpose(flat_cols) @ flat_dz
-        grad_w = xp.reshape(sum_to(xp, gw2, (k * c_in, filters)), w.shape)
+        grad_w = xp.reshape(sum_to(xp, gw2, (*members, k * c_in, filters)), w.shape)
         grad_b = sum_to(xp, xp.sum(dz, axis=-2), params["b"].shape)
         grads = {"W": grad_w, "b": grad_b}
         if not need_dx:

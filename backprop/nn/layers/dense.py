@@ -18,6 +18,8 @@ class Dense(Activated):
     """Fully connected layer ``z = x @ W + b``, ``a = f(z)``.
 
     Shapes: x (..., N, n_in), W (n_in, units), b (units,), z and a (..., N, units).
+    K stacked models (an ensemble): W (K, n_in, units), b (K, 1, units), x (N, n_in) or
+    (K, N, n_in), z and a (K, N, units); matmul broadcasts over the member axis.
     Init: Glorot-uniform W ~ U(-r, r), r = sqrt(6 / (n_in + units)); b = 0.
 
     Backward from ``dz = dJ/dz`` (`backward_z`), the lines the docs point at:
@@ -29,6 +31,7 @@ class Dense(Activated):
     activation: Any = None
     penalized: ClassVar[tuple[str, ...]] = ("W",)
     weights: ClassVar[tuple[str, ...]] = ("W",)
+    stackable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         u = self.units

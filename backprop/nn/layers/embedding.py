@@ -33,6 +33,10 @@ class EmbeddingBag(Layer):
     ``nn.EmbeddingBag``: a one-token bag then feeds the next layer unit-variance features,
     the input scale its Glorot init assumes. Not penalized by L2.
 
+    K stacked models (an ensemble): E (K, vocab_size, dim), ids (N, T) shared or (K, N, T), y
+    (K, N, dim); member k reads row ``ids + k*vocab_size`` of E flattened to (K*vocab_size, dim),
+    one gather for all members.
+
     Backward: with the bag matrix C[n, v] = (count of v in row n) / max(count_n, 1),
     y = C @ E, so dJ/dE = C^T @ dy (summed over leading axes). Token ids have no gradient:
     dx is None.
@@ -41,6 +45,7 @@ class EmbeddingBag(Layer):
     vocab_size: int
     dim: int
     input_kind: ClassVar[str] = "int"
+    stackable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "dim"):
@@ -70,8 +75,13 @@ class EmbeddingBag(Layer):
         emb = params["E"]
         keep = x >= 0
         ids = xp.where(keep, x, xp.zeros_like(x))  # padding reads row 0, weighted by 0 below
+        if emb.ndim > 2:  # stacked: member k's rows start at k*vocab_size of the flat table
+            members = emb.shape[0]
+            first = xp.arange(members, dtype=x.dtype, device=device(x)) * self.vocab_size
+            ids = ids + xp.reshape(first, (members, 1, 1))
+            emb = xp.reshape(emb, (members * self.vocab_size, self.dim))
         rows = xp.take(emb, xp.reshape(ids, (-1,)), axis=0)
-        rows = xp.reshape(rows, (*x.shape, self.dim))
+        rows = xp.reshape(rows, (*ids.shape, self.dim))
         weight = xp.astype(keep, emb.dtype)
         count = xp.clip(xp.sum(weight, axis=-1, keepdims=True), min=1.0)
         y = xp.sum(rows * xp.expand_dims(weight, axis=-1), axis=-2) / count

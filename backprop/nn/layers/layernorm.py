@@ -68,3 +68,9 @@ class LayerNorm(Layer):
         mean_d = xp.mean(dxhat, axis=-1, keepdims=True)
         mean_dx = xp.mean(dxhat * xhat, axis=-1, keepdims=True)
         return grads, (dxhat - mean_d - xhat * mean_dx) * inv_sigma
+
+
+# K stacked models: gamma and beta (K, 1, ..., features) only broadcast against x (K, N, ...),
+# so the code above takes them as it is. Set here rather than in the class body, which
+# docs/layers.md lists verbatim.
+LayerNorm.stackable = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from ._base import Layer, build_layer, chain_shapes, register
 
@@ -27,6 +27,7 @@ class Residual(Layer):
     """
 
     layers: Sequence[Any]
+    stackable: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         layers = self.layers
@@ -103,6 +104,11 @@ class Residual(Layer):
 
     def weight_arrays(self, tree):
         return [v for layer, t in self._pairs(tree) for v in layer.weight_arrays(t)]
+
+    def stacked_shapes(self, input_shape, k):
+        """Each block layer's own `stacked_shapes`: the block stacks when its layers do."""
+        pairs = zip(self.layers, self._shapes(input_shape)[:-1], strict=True)
+        return {"block": [layer.stacked_shapes(s, k) for layer, s in pairs]}
 
     def dropout_layers(self, input_shape):
         shapes = self._shapes(input_shape)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 from array_api_compat import array_namespace, device
 
@@ -35,6 +35,7 @@ class Adam(Optimizer):
     ``t`` is an array of the params' dtype, not a Python int, so a jitted update is traced once
     and ``b**t`` is computed on the device.
     ``clip_norm`` (keyword): clip the gradients to this global norm first (see `Optimizer`).
+    Per ensemble member (a list of K values): ``lr``.
     """
 
     lr: float = 0.001
@@ -112,15 +113,17 @@ class AdamW(Adam):
     with m, v, mhat, vhat as in `Adam`. The decay acts on w directly instead of being added to
     g, so it is not rescaled by 1/sqrt(vhat): with zero gradients each step multiplies w by
     exactly (1 - lr*weight_decay). State and ``epsilon_on`` as in `Adam`.
+    Per ensemble member (lists of K values): ``lr`` and ``weight_decay``.
     """
 
     weight_decay: float = 0.01
+    member_fields: ClassVar[tuple[str, ...]] = ("lr", "weight_decay")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_nonnegative("AdamW", weight_decay=self.weight_decay)
 
     def _update(self, params: Any, grads: Any, state: dict[str, Any], lr: Any) -> tuple[Any, dict]:
-        decay = 1.0 - lr * float(self.weight_decay)
+        decay = 1.0 - lr * self.hyper("weight_decay", params)
         steps, state = self._steps(grads, state, lr)
         return tree_map(lambda p, s: decay * p - s, params, steps), state

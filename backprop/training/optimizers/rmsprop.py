@@ -26,6 +26,7 @@ class RMSProp(Optimizer):
     momentum and no centring.
     State: ``{"square_avg": tree like params}``, starting at zero.
     ``clip_norm`` (keyword): clip the gradients to this global norm first (see `Optimizer`).
+    Per ensemble member (a list of K values): ``lr``.
     """
 
     lr: float = 0.001

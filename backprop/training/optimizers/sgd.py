@@ -22,6 +22,7 @@ class SGD(Optimizer):
     With Nesterov:   v <- m*v - lr*g; w <- w + m*v - lr*g.
     State: ``{}`` without momentum, ``{"velocity": tree like params}`` with it.
     ``clip_norm`` (keyword): clip the gradients to this global norm first (see `Optimizer`).
+    Per ensemble member (a list of K values): ``lr``.
     """
 
     lr: float = 0.01
