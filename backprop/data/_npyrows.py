@@ -214,6 +214,8 @@ class NpyRows:
         idx = check_indices(idx, len(self), self)
         if idx.size == 0:
             return np.empty((0, *self.shape[1:]), self.dtype)
+        if idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):  # a range of rows
+            return self.read(int(idx[0]), int(idx[-1]) + 1)  # one read, no second copy
         unique, inverse = np.unique(idx, return_inverse=True)
         starts, stops, where = _runs(unique, max(1, _GAP_BYTES // max(self._row_bytes, 1)))
         if len(starts) == len(idx):  # no repeats, no shared runs
