@@ -415,10 +415,14 @@ def _mapped_file_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def test_whole_file_passes_do_not_map_the_file(tmp_path):
+def test_whole_file_passes_do_not_map_the_file(tmp_path, monkeypatch):
     """The NaN check, the statistics and the rows of a split read 64 MB of features with
     ``pread``: the file's pages are not mapped into the process (reading through the memmap
-    would add ~64 MB of resident file pages)."""
+    would add ~64 MB of resident file pages). The file stands for one beyond the size
+    `NpyRows` maps (MAP_BYTES, lowered here to 16 MiB)."""
+    from backprop.data import _npyrows
+
+    monkeypatch.setattr(_npyrows, "MAP_BYTES", 16 << 20)
     path = tmp_path / "x.npy"
     header = {"descr": "<f8", "fortran_order": False, "shape": (2**20, 8)}
     with open(path, "wb") as f:

@@ -289,6 +289,8 @@ def test_evaluate_and_predict_read_sources_in_chunks(files, backend):
 
 _RSS_SCRIPT = r"""
 import json, sys, numpy as np, backprop as bp
+from backprop.data import _npyrows
+_npyrows.MAP_BYTES = 16 << 20  # these test files stand for ones beyond the 256 MiB mapped
 path, mode = sys.argv[1], sys.argv[2]
 model = bp.MLP([256, 16, 3], output="softmax", loss="cross_entropy")
 bp.fit(model, np.ones((10, 256)), np.arange(10) % 3, epochs=1, verbose=0)  # imports, compiles

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backprop.data import DataError, sources
+from backprop.data import DataError, _npyrows, sources
 from backprop.data._npyrows import MemmapRows
 from backprop.data.sources import (
     ArrayDataset,
@@ -163,9 +163,11 @@ def _vm_rss_bytes() -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
-def test_reading_a_64_mb_file_keeps_resident_memory_small(tmp_path):
-    """pread copies one batch at a time: the file's pages never join this process's RSS. The
-    control (reading the same rows through np.load's memmap) shows the test can fail."""
+def test_reading_a_64_mb_file_keeps_resident_memory_small(tmp_path, monkeypatch):
+    """pread copies one batch at a time: the file's pages never join this process's RSS (a
+    file above MAP_BYTES, here lowered to 16 MiB). The control (reading the same rows through
+    np.load's memmap) shows the test can fail."""
+    monkeypatch.setattr(_npyrows, "MAP_BYTES", 16 << 20)
     n, width = 8192, 2048  # float32: 64 MiB
     path = tmp_path / "big.npy"
     with open(path, "wb") as f:
@@ -500,3 +502,18 @@ def test_prefetcher_depth_zero_runs_inline():
     assert next(p) == 0 and calls == [threading.current_thread()]
     with pytest.raises(ValueError, match=r"depth must be an int >= 0 .* received -1"):
         Prefetcher(lambda i: i, [], depth=-1)
+
+
+@pytest.mark.parametrize("map_bytes", [0, 1 << 40])
+def test_mapped_and_pread_rows_agree(tmp_path, monkeypatch, map_bytes):
+    """A file within MAP_BYTES is gathered from a map, a larger one read with pread: the same
+    rows either way (random, repeated and unsorted indices; big-endian data)."""
+    monkeypatch.setattr(_npyrows, "MAP_BYTES", map_bytes)
+    expected = np.arange(300 * 5, dtype=">f8").reshape(300, 5)
+    np.save(tmp_path / "a.npy", expected)
+    rows = NpyRows(tmp_path / "a.npy")
+    idx = np.random.default_rng(1).integers(0, 300, 200)
+    got = rows.rows(idx)
+    np.testing.assert_array_equal(got, expected[idx])
+    assert got.dtype.isnative and (rows._rows_view is not None) == bool(map_bytes)
+    rows.close()
