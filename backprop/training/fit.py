@@ -35,6 +35,7 @@ import backends
 from ..data.checks import DataError
 from ..nn.sequential import Params, Sequential, float_dtype_name
 from . import _divergence
+from ._ensemble_fit import fit_ensemble, wants_ensemble
 from ._fitdata import (
     check_compile_epoch,
     check_devices,
@@ -87,6 +88,9 @@ def fit(
     compile_epoch: bool | None = None,
     verbose: int = 1,
     config: dict[str, Any] | None = None,
+    ensemble: int | None = None,
+    sweep: dict[str, Sequence[float]] | None = None,
+    member_order: str = "shared",
 ) -> FitResult:
     """Train ``model`` on ``X`` (N, n_in) and ``Y`` and return a `FitResult`.
 
@@ -140,11 +144,20 @@ def fit(
         loop, once per step with that step's loss, and the progress bar moves once per epoch.
     verbose : 0 silent; 1 a progress bar (only on a terminal) and a summary line at the end.
     config : JSON-ready dict stored in checkpoints (the CLI stores the resolved config).
+    ensemble, sweep, member_order : train K members of ``model`` as one program and return an
+        `EnsembleResult` (params stacked, K leading): member k starts from
+        ``model.init(seed + k)``; ``sweep`` gives per-member lists of "lr", "alpha",
+        "weight_decay" (K = their length without ``ensemble``); ``member_order`` "shared"
+        (the batches of ``seed``) or "member" (member k's of ``seed + k``). `EarlyStopping`
+        then stops each member on its own. See `backprop.training._ensemble_fit`.
 
     Raises `TrainingDiverged` (with ``.result``) when the loss or parameters stop being finite
     or the loss explodes, `TrainingInterrupted` (with ``.result`` and ``.run``) on Ctrl-C,
     `DataError` for unusable data, ``ValueError``/``TypeError`` for bad arguments.
     """
+    if wants_ensemble(model, ensemble, sweep, member_order):
+        kwargs = {k: v for k, v in locals().items() if k not in ("model", "X", "Y")}
+        return fit_ensemble(model, X, Y, **kwargs)
     be = backends.as_backend(backend)
     optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
     schedule = get_schedule(schedule)

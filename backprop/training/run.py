@@ -80,6 +80,11 @@ class Run:
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, path: Any) -> Any:
         """Write everything needed to continue this run exactly (atomic; see `ModelCheckpoint`)."""
+        trees, meta, host = self._checkpoint_parts()
+        return save_checkpoint(path, trees, meta, self.backend, host)
+
+    def _checkpoint_parts(self) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        """``(trees, meta, host trees)`` that `save_checkpoint` writes (ensemble runs add)."""
         trees = {"params": self.params, "opt_state": self.opt_state}
         for i, cb in enumerate(self.callbacks):
             trees.update({f"callback{i}_{k}": v for k, v in cb.trees().items()})
@@ -106,7 +111,7 @@ class Run:
             ],
             "config": self.settings.get("config"),
         }
-        return save_checkpoint(path, trees, meta, self.backend, host)
+        return trees, meta, host
 
     def _fit_settings(self) -> dict[str, Any]:
         """`RESUME_KEYS` as JSON: NumPy integers (``seed=np.int64(3)``) as ints."""
@@ -154,6 +159,10 @@ class Run:
         self.history = history
         if stop_reason:  # the run had stopped (early stopping, schedule): stay stopped
             self.stop_training, self.stop_reason = True, stop_reason
+        self._restore_extra(path, meta, trees)
+
+    def _restore_extra(self, path: Any, meta: dict, trees: dict) -> None:
+        """What a subclass saved besides (an ensemble's members); nothing for one model."""
 
     def _check_trees(self, path: Any, params: Any, opt_state: Any) -> None:
         """The saved parameters fit the model and the optimizer state fits the optimizer."""

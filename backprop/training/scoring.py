@@ -10,6 +10,7 @@ import backends
 
 from ..nn.model import dtype_name
 from ..nn.sequential import first_leaf
+from ._ensemble_result import evaluate_members, stacked_model
 from ._fitdata import host_xy, move_x
 from ._sourcedata import as_source, evaluate_source, is_source
 from .evaluation import evaluate_arrays, resolve_metric
@@ -33,17 +34,30 @@ def evaluate(
     in the parameters' dtype; or arrays of another library already on that backend, used as
     they are; or a data source as `fit` takes them (memory-mapped arrays, a `Dataset`, an
     iterable of ``(x, y)`` batches with Y None), read and scored in chunks of rows.
+
+    An ensemble (a `bp.Ensemble`, or the model with stacked parameters, e.g. an
+    `EnsembleResult`'s): ``{"loss": L, metric: M, "members": {"loss": [K floats], metric: [K
+    floats]}}``, L and M of the members' averaged outputs (no L2 term), the lists each
+    member's own values (in-memory data only; see `_ensemble_result.evaluate_members`).
     """
+    model, ensemble = stacked_model(model, params)
     name, threshold = resolve_metric(model, metric)
     be = backends.as_backend(backend) if backend is not None else None
     be = be or backends.backend_of(first_leaf(params))
     dtype = dtype_name(params)
     if is_source(X, Y):
+        if ensemble is not None:
+            raise ValueError(
+                "evaluate: an ensemble's stacked parameters are scored on in-memory data (NumPy "
+                "arrays or lists), not on a data source; load the rows with np.asarray(X)"
+            )
         values = evaluate_source(model, params, as_source(X, Y), name, threshold)
     else:
         if _is_host(X):
             x_host, y_host = host_xy(model, X, Y)
             X, Y = move_x(be, x_host, dtype, model), be.asarray(y_host, dtype)
+        if ensemble is not None:
+            return evaluate_members(ensemble, params, X, Y, name, threshold)
         values = evaluate_arrays(model, params, X, Y, name, threshold)
     host = be.to_numpy(be.xp.stack(list(values.values())))
     return dict(zip(values, (float(v) for v in host.tolist()), strict=True))

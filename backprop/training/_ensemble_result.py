@@ -1,0 +1,184 @@
+"""What an ensemble `fit` returns (`EnsembleResult`), its summary line, and `evaluate` on
+stacked parameters (`evaluate_members`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from ..nn.ensemble import Ensemble
+from ..nn.model import dtype_name
+from ..nn.sequential import first_leaf, is_activation
+from ._ensemble_step import member_scores
+from ._monitor import mode_for
+from ._result import FitResult
+from .history import History
+from .metrics import get_metric
+
+__all__ = ["EnsembleResult", "ensemble_summary", "evaluate_members", "stacked_model"]
+
+# the columns one member's history has, besides its own "loss", metric and "val_*" columns
+_SHARED = ("time", "samples_per_s")
+
+
+@dataclasses.dataclass
+class EnsembleResult(FitResult):
+    """What ``fit(..., ensemble=K)`` (or ``sweep=``) returns: a `FitResult` whose ``params``
+    are stacked (every array with a leading member axis of K, as `Ensemble.init` gives them)
+    and ``opt_state`` likewise, plus per member:
+
+    - ``members`` K; ``ensemble`` the `Ensemble`; ``model`` the members' `Sequential`;
+    - ``member_params(k)``: member k's parameters in the model's own shapes;
+    - ``history``: the ensemble's (per epoch each column's mean over the members, and the
+      per-member columns ``"loss[k]"``, ``"val_loss[k]"``, ``"lr[k]"``...; ``step_losses`` the
+      K losses of every step, step-major); ``member_history(k)``: the `History` a single fit
+      of member k would have (its epochs only: it ends where the member stopped);
+    - ``stopped``: per member the epoch it stopped at (early stopping; for a diverged member
+      the last good epoch), None for a member that trained to the end; ``stop_reasons``;
+    - ``best_epoch``: with `EarlyStopping`, each member's best epoch (a list), else None;
+    - ``best_member``: the member with the best ``monitor`` value (early stopping's monitor,
+      else "val_loss" with validation data, else "loss") at the epoch its parameters are from;
+    - ``predict(X)``: the ensemble's prediction, the members' outputs averaged (N, n_out) (for
+      classifiers the mean of the probabilities); ``predict_members(X)``: (K, N, n_out).
+    """
+
+    ensemble: Any = None
+    member_stop: list = dataclasses.field(default_factory=list)
+    monitor: str = "loss"
+    restore_best: bool = False
+
+    @property
+    def members(self) -> int:
+        return self.ensemble.members
+
+    @property
+    def stopped(self) -> list[int | None]:
+        return [None if s is None else s["epoch"] for s in self.member_stop]
+
+    @property
+    def stop_reasons(self) -> list[str | None]:
+        return [None if s is None else s["reason"] for s in self.member_stop]
+
+    def member_params(self, k: int) -> Any:
+        """Member ``k``'s parameters (arrays of the backend) in the model's own shapes."""
+        return self.ensemble.member(self.params, k)
+
+    def member_history(self, k: int) -> History:
+        """Member ``k``'s own history: the columns a single `fit` has, its epochs only."""
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.members:
+            raise IndexError(f"member index must be an int in [0, {self.members}), received {k!r}")
+        last = self.stopped[k] if self.stopped[k] is not None else len(self.history)
+        suffix, records = f"[{k}]", []
+        for record in self.history.records[:last]:
+            own = {"epoch": record["epoch"]}
+            own.update({c[: -len(suffix)]: v for c, v in record.items() if c.endswith(suffix)})
+            own.update({c: record[c] for c in _SHARED if c in record})  # a single fit's order
+            records.append(own)
+        steps = self.history.step_losses
+        per_epoch = len(steps) // max(1, len(self.history)) if self.history.records else 0
+        return History(records, steps[: last * per_epoch][k :: self.members])
+
+    def final_epoch(self, k: int) -> int:
+        """The epoch member ``k``'s parameters in ``params`` are from."""
+        if self.restore_best and self.best_epoch and self.best_epoch[k] is not None:
+            return self.best_epoch[k]
+        return self.stopped[k] if self.stopped[k] is not None else self.epochs
+
+    @property
+    def best_member(self) -> int | None:
+        """The member whose ``monitor`` value is best (None before any epoch)."""
+        sign = -1.0 if mode_for(self.monitor) == "max" else 1.0
+        scores = []
+        for k in range(self.members):
+            e = self.final_epoch(k)
+            value = self.history.records[e - 1].get(f"{self.monitor}[{k}]") if e else None
+            if value is not None and math.isfinite(value):
+                scores.append((sign * value, k))
+        return min(scores)[1] if scores else None
+
+    def predict_members(self, X: Any) -> Any:
+        """Every member's outputs for host inputs ``X`` (N, n_in): NumPy (K, N, n_out)."""
+        x = self.backend.asarray(X, dtype_name(self.params))
+        return self.backend.to_numpy(self.ensemble.predict(self.params, x))
+
+    def predict(self, X: Any) -> Any:
+        """The ensemble's prediction: the members' outputs averaged, NumPy (N, n_out)."""
+        x = self.backend.asarray(X, dtype_name(self.params))
+        return self.backend.to_numpy(self.ensemble.predict_mean(self.params, x))
+
+
+def ensemble_summary(result: EnsembleResult, metric: str | None) -> str:
+    """One line: members, epochs, time, throughput, the member means, the best member."""
+    history, be, k = result.history, result.backend, result.members
+    last = history.last
+    seconds = sum(r.get("time", 0.0) for r in history.records)
+    rows = sum(r["samples_per_s"] * r["time"] for r in history.records)
+    parts = [f"ensemble of {k} members: trained {result.epochs} epoch(s) in {result.time:.2f} s"]
+    if seconds > 0:
+        parts.append(f"{k * rows / seconds:,.0f} member-samples/s")
+    parts.append(f"on {be.name} ({be.device_name})")
+    keys = ["loss", metric, "val_loss", f"val_{metric}"] if metric else ["loss", "val_loss"]
+    numbers = ", ".join(f"{c} {last[c]:.4g}" for c in keys if c in last)
+    text = "; ".join(parts) + (f": member means {numbers}" if numbers else "")
+    best = result.best_member
+    if best is not None:
+        e = result.final_epoch(best)
+        value = history.records[e - 1][f"{result.monitor}[{best}]"]
+        text += f"; best member {best} ({result.monitor} {value:.4g} at epoch {e})"
+    stopped = [i for i, s in enumerate(result.stopped) if s is not None]
+    if stopped:
+        text += f"; members stopped early: {stopped}"
+    if result.stop_reason:
+        text += f"; stopped: {result.stop_reason}"
+    return text
+
+
+def evaluate_members(ens: Ensemble, params: Any, X: Any, Y: Any, metric, threshold) -> dict:
+    """`evaluate` on stacked parameters: ``{"loss": L, metric: M, "members": {"loss": [K],
+    metric: [K]}}``, host floats. ``L`` and ``M`` score the ensemble's prediction, the members'
+    outputs averaged (N, n_out), with the model's loss without an L2 term (no one set of
+    weights; probabilities of sigmoid/softmax outputs clipped to [tiny, 1 - eps] before the logs);
+    ``"members"`` each member's loss (with its L2 term, as `evaluate` of that member alone)
+    and metric. X (N, ...), Y (N, n_out): arrays of the parameters' backend and dtype."""
+    xp, model = array_namespace(X), ens.model
+    own = member_scores(ens, params, X, Y, metric, threshold)
+    a = xp.mean(ens.predict(params, X), axis=0)
+    if any(is_activation(model.output_activation, n) for n in ("sigmoid", "softmax")):
+        info = xp.finfo(a.dtype)
+        a = xp.clip(a, float(info.smallest_normal), 1.0 - float(info.eps))
+    mean = {"loss": model.loss_function.value(xp, a, Y)}
+    if metric is not None:
+        mean[metric] = get_metric(metric)(xp, a, Y, threshold=threshold)
+    values = xp.concat([xp.stack(list(mean.values())), *own.values()])
+    host = [float(v) for v in ens_backend_host(values)]
+    out: dict[str, Any] = dict(zip(mean, host[: len(mean)], strict=True))
+    k, rest = ens.members, host[len(mean) :]
+    out["members"] = {name: rest[i * k : (i + 1) * k] for i, name in enumerate(own)}
+    return out
+
+
+def stacked_model(model: Any, params: Any) -> tuple[Any, Ensemble | None]:
+    """``(the members' model, the Ensemble)`` for a `bp.Ensemble`, or for a `Sequential` given
+    stacked parameters (K read from their leading axis); ``(model, None)`` for one model's."""
+    if isinstance(model, Ensemble):
+        return model.model, model
+    try:
+        model._check_params(params)
+        return model, None
+    except ValueError as single:
+        try:
+            ens = Ensemble(model, int(first_leaf(params).shape[0]))
+            ens._check_params(params)
+        except (ValueError, TypeError, AttributeError, IndexError):
+            raise single from None
+        return model, ens
+
+
+def ens_backend_host(values: Any) -> list[float]:
+    """A backend vector as host floats (one copy)."""
+    import backends
+
+    return backends.backend_of(values).to_numpy(values).tolist()
