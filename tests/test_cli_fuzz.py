@@ -42,7 +42,8 @@ KEYS = [
     "hidden_sizes", "hidden", "output", "dropout", "alpha", "loss", "layers", "units", "type",
     "activation", "validation_split", "test_fraction", "class_weight", "standardize", "dtype",
     "precision", "schedule", "early_stopping", "checkpoint", "path", "target", "monitor",
-    "backend", "data", "model", "optimizer", "training", "imports",
+    "backend", "data", "model", "optimizer", "training", "imports", "ensemble", "sweep",
+    "weight_decay",
 ]  # fmt: skip
 TRICKY = "\"'\\\n\t\x00\x7fé٣𝟘 .=[]{}#"  # what a TOML writer must quote or escape
 text = st.text(st.sampled_from(TRICKY) | st.characters(codec="utf-8"), max_size=8)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._configkinds import _closest, _is_number, _kind_of, shown
 from ._configmodel import check_model
+from ._configsweep import check_members
 
 # The sections arrive as `backprop.app.config`'s dataclasses (BackendConfig, DataConfig,
 # TrainingConfig); they are read by attribute only, so this module does not import config
@@ -39,6 +40,7 @@ def cross_checks(
         _check_component("optimizer.schedule", s["optimizer"].schedule, problems)
     if "training" in clean:
         _check_training(s["training"], problems)
+    check_members(s, clean, problems)
     if {"data", "model"} <= clean and s["data"].standardize_targets:
         why = _unstandardizable(s["model"])
         if why:

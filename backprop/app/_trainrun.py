@@ -23,6 +23,7 @@ from ..training.callbacks import EarlyStopping, ModelCheckpoint
 from ..training.checkpoint import CheckpointError
 from ..training.fit import FitResult, TrainingDiverged, fit
 from ..training.scoring import evaluate
+from ._ensemblerun import describe, fit_arguments, hyperparameters, member_lines, score_members
 from .config import Config
 from .rundir import RunDirectory, RunFiles, manifest, plot_history
 
@@ -122,6 +123,7 @@ class _Session:
             "final": result.history.last if len(result.history) else {},
             "evaluated_on": "test" if data.held_out else "training rows",
             "test": test,
+            **self._members_record(result, test),
         }
         out = RunResult(result, test, None if folder is None else folder.path, record)
         if folder is not None:
@@ -183,6 +185,8 @@ class _Session:
             f"backend {self.be.name} {record['backend'].get('library_version', '')} on "
             f"{self.be.device_name}, {cfg.backend.dtype}, precision {cfg.backend.precision}"
         )
+        if cfg.members is not None:
+            say(describe(cfg))
 
     def _callbacks(self, record: dict[str, Any]) -> list[Any]:
         t, folder = self.cfg.training, self.folder
@@ -224,6 +228,7 @@ class _Session:
             verbose=self.verbose,
             config=self.stored,
             resume=resume_from,
+            **fit_arguments(cfg),
         )
 
     def _class_weight(self) -> Any:
@@ -246,18 +251,44 @@ class _Session:
         return {index[k]: float(w) for k, w in weights.items()}
 
     def _evaluate(self, result: FitResult) -> dict[str, float]:
-        data = self.data
+        data, cfg = self.data, self.cfg
+        label = "test" if data.held_out else "training rows"
         with self.be.quiet_float_errors():  # diverged runs: report inf, not a NumPy warning
+            if cfg.members is not None:  # the ensemble's mean prediction, and each member
+                test = score_members(
+                    self.model, result.params, cfg.members, data.x_test, data.y_test,
+                    cfg.training.fit_metric, cfg.sweep.options.get("alpha"),
+                )  # fmt: skip
+                for line in member_lines(cfg, result, test, label, format_metric):
+                    self.say(line)
+                return test
             test = evaluate(
                 self.model,
                 result.params,
                 data.x_test,
                 data.y_test,
-                metric=self.cfg.training.fit_metric,
+                metric=cfg.training.fit_metric,
             )
-        label = "test" if data.held_out else "training rows"
         self.say(f"{label}: " + ", ".join(f"{k} {format_metric(k, v)}" for k, v in test.items()))
         return test
+
+    def _members_record(self, result: FitResult, test: Any) -> dict[str, Any]:
+        """The manifest's ``members`` (seed, swept values, final values, scores) and
+        ``best_member``; nothing for one model."""
+        if self.cfg.members is None:
+            return {}
+        members = []
+        for k in range(result.members):
+            history = result.member_history(k)
+            members.append(
+                {
+                    **hyperparameters(self.cfg, k),
+                    "stopped_at": result.stopped[k],
+                    "final": history.last if len(history) else {},
+                    "test": test.members[k],
+                }
+            )
+        return {"best_member": result.best_member, "members": members}
 
     def _write(self, result: FitResult, record: dict[str, Any], ending: str) -> None:
         """The final files; each write is atomic, and the model goes first, so a full disk

@@ -4,7 +4,7 @@ Host-only module. Subcommands:
 
 - ``backprop train CONFIG [--backend NAME] [--device DEV] [--set section.key=value ...]``
 - ``backprop train --resume RUN_DIR [--set training.epochs=N]`` (or ``backprop resume RUN_DIR``)
-- ``backprop evaluate RUN_DIR_OR_CHECKPOINT [--data NAME|FILE] [--backend NAME]``
+- ``backprop evaluate RUN_DIR_OR_CHECKPOINT [--data NAME|FILE] [--backend NAME] [--members]``
 - ``backprop gradcheck CONFIG [--backend NAME]``
 - ``backprop backends``
 - ``backprop predict RUN_DIR_OR_CHECKPOINT --data FILE [--target COL] [--out FILE]``
@@ -115,10 +115,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     run, values, what = experiment.evaluate_run(
         args.path, data=args.data, target=args.target, backend=args.backend, device=args.device
     )
-    print(f"model {run.model} from {run.path}")
-    print(f"evaluated on {what} ({args.backend}):")
+    if args.members and run.members is None:
+        raise ValueError(
+            f"--members: {run.path} holds one model, not an ensemble; leave out --members"
+        )
+    kind = "" if run.members is None else f"ensemble of {run.members} members of "
+    print(f"model {kind}{run.model} from {run.path}")
+    print(f"evaluated on {what} ({args.backend}):" if run.members is None else
+          f"evaluated on {what} ({args.backend}), the members' mean prediction:")  # fmt: skip
     for key, value in values.items():
         print(f"  {key:10s} {experiment.format_metric(key, value)}")
+    for k, member in enumerate(values.members if args.members else []):
+        text = ", ".join(f"{c} {experiment.format_metric(c, v)}" for c, v in member.items())
+        print(f"  member {k}: {text}")
     return 0
 
 
@@ -279,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a dataset name or a .npz/.csv file (default: the run's test rows)",
     )
     ev.add_argument("--target", default=None, help="target column of a --data CSV file")
+    ev.add_argument(
+        "--members", action="store_true", help="an ensemble run: also each member's scores"
+    )
     backend_options(ev, "numpy")
     import_option(ev)
     ev.set_defaults(run=_evaluate)

@@ -8,8 +8,9 @@ Host-only module. A config has five sections (see ``configs/*.toml`` and docs/co
     [model]      hidden_sizes, hidden, output, dropout (the MLP shorthand) or [[model.layers]]
                  tables; loss, alpha
     [optimizer]  name, clip_norm, + the optimizer's hyperparameters; [optimizer.schedule]
-    [training]   epochs, batch_size, seed, shuffle, validation_split, metric, class_weight, ...;
-                 [training.early_stopping], [training.checkpoint]
+    [training]   epochs, batch_size, seed, shuffle, validation_split, metric, class_weight,
+                 ensemble, ...; [training.early_stopping], [training.checkpoint]
+    [sweep]      per-member hyperparameters of an ensemble: lr = [0.01, 0.1], alpha, ...
 
 `load_config` parses the file with ``tomllib`` (never ``eval``), applies ``--set`` overrides,
 imports the plugin modules (`backprop._plugins`) and validates everything at once, before any
@@ -53,6 +54,7 @@ from ._configkinds import (
     structure_problems,
 )
 from ._configmodel import ModelConfig
+from ._configsweep import SweepConfig, ensemble_size, lists_elsewhere
 from ._plugins import import_plugins, is_path
 from ._toml import TOO_DEEP, dump_toml, read_toml_file
 
@@ -188,6 +190,9 @@ class TrainingConfig:
         "runs", STR, doc="parent directory of the run directories (relative: to the current one)"
     )
     history_format: str = _key("csv", STR, one_of("csv", "json"))
+    ensemble: int | None = _key(
+        None, INT, ensemble_size, doc="K members trained as one program (see [sweep])"
+    )
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
 
@@ -220,6 +225,12 @@ class Config:
     training: TrainingConfig
     source: str = "<dict>"
     imports: tuple[str, ...] = ()
+    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+
+    @property
+    def members(self) -> int | None:
+        """K for an ensemble (``[training] ensemble`` or the ``[sweep]`` lists), else None."""
+        return self.training.ensemble or self.sweep.members
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (every default filled in) as TOML-ready nested dicts;
@@ -232,6 +243,7 @@ class Config:
             "model": self.model.to_dict(),
             "optimizer": _plain(self.optimizer),
             "training": _plain(self.training),
+            **({"sweep": _plain(self.sweep)} if self.sweep.options else {}),
         }
 
 
@@ -254,6 +266,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "optimizer": OptimizerConfig,
     "training": TrainingConfig,
+    "sweep": SweepConfig,
 }
 SUBTABLES: dict[tuple[str, str], type] = {
     ("optimizer", "schedule"): ScheduleConfig,
@@ -367,6 +380,7 @@ def config_from_dict(
     if base_dir is not None:  # else `import_plugin` resolves them against the current directory
         listed = _against(base, listed)
     plugins = _plugins(listed, list(imports), source, problems)
+    lists_elsewhere(raw, problems)
     for name in raw:
         if name not in SECTIONS:
             problems.append(

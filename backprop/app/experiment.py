@@ -39,12 +39,13 @@ from ..data.checks import DataError, as_column, output_size
 from ..data.labels import encode_labels, encode_targets
 from ..data.npyfiles import fit_standardizer, standardized
 from ..data.preprocessing import Standardizer
+from ..nn.ensemble import Ensemble
 from ..nn.gradcheck import gradcheck, offset_biases
-from ..nn.model import build_model
 from ..nn.sequential import Sequential
 from ..training._fitdata import host_xy, move_x
 from ..training.checkpoint import CheckpointError, load_checkpoint
 from ..training.scoring import evaluate
+from ._ensemblerun import Scores, model_of, score_members
 from ._trainrun import RunInterrupted, RunResult, format_metric, run_training
 from .config import Config, ConfigError, config_from_dict, load_config
 
@@ -286,6 +287,13 @@ class LoadedRun:
     config: Config
     preprocessing: dict[str, Any]
     path: pathlib.Path
+    members: int | None = None  # an ensemble's K (``params`` stacked); None: one model
+
+    def predict(self, x: Any) -> Any:
+        """Outputs for ``x`` on the parameters' backend; an ensemble's mean prediction."""
+        if self.members is None:
+            return self.model.predict(self.params, x)
+        return Ensemble(self.model, self.members).predict_mean(self.params, x)
 
 
 def load_run(path: str | os.PathLike, backend: Any = "numpy") -> LoadedRun:
@@ -305,8 +313,9 @@ def load_run(path: str | os.PathLike, backend: Any = "numpy") -> LoadedRun:
     cfg = config_from_dict(stored["resolved"], source=f"{path} (saved config)")
     be = backends.as_backend(backend)
     ckpt = load_checkpoint(path, be, meta.get("dtype"))
+    model, members = model_of(meta["model"])
     return LoadedRun(
-        build_model(meta["model"]), ckpt.trees["params"], cfg, stored.get("preprocessing", {}), path
+        model, ckpt.trees["params"], cfg, stored.get("preprocessing", {}), path, members
     )
 
 
@@ -321,7 +330,8 @@ def evaluate_run(
     """Evaluate a finished run on ``data``: None (the run's own held-out rows), a dataset name,
     or a ``.npz``/``.csv`` file (``target``: the CSV target column, default the run's).
 
-    Returns ``(run, {"loss": ..., metric: ...}, description of the data)``.
+    Returns ``(run, {"loss": ..., metric: ...}, description of the data)``; for an ensemble
+    run the scores of its mean prediction, a `Scores` whose ``members`` holds each member's.
     """
     be = backends.get_backend(backend, device=_device(device))
     run = load_run(path, be)
@@ -337,8 +347,10 @@ def evaluate_run(
         X, Y = apply_preprocessing(run.preprocessing, X, Y, cfg.model.output)
         what = f"{data}, {len(X)} rows"
     metric = cfg.training.fit_metric
-    values = evaluate(run.model, run.params, X, Y, metric=metric)
-    return run, values, what
+    if run.members is not None:
+        alpha = cfg.sweep.options.get("alpha")
+        return run, score_members(run.model, run.params, run.members, X, Y, metric, alpha), what
+    return run, Scores(evaluate(run.model, run.params, X, Y, metric=metric)), what
 
 
 def _load_named(data: str, target: str | None, cfg: Config) -> tuple[Any, Any]:

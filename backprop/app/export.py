@@ -71,7 +71,11 @@ def metadata(run: experiment.LoadedRun, arrays: dict[str, np.ndarray]) -> dict[s
     return {
         "format": "backprop",
         "backprop_version": package_version(),
-        "model": json.dumps(run.model.spec()),
+        "model": json.dumps(  # an ensemble: every array has the K members on axis 0
+            run.model.spec()
+            if run.members is None
+            else {"type": "ensemble", "members": run.members, "model": run.model.spec()}
+        ),
         "layers": json.dumps([layer.spec() for layer in run.model.layers]),
         "preprocessing": json.dumps(run.preprocessing),
         "dtype": ",".join(dtypes),

@@ -67,10 +67,11 @@ def predict_file(
 
 
 def _outputs(run: experiment.LoadedRun, be: Any, x: np.ndarray) -> np.ndarray:
-    """The model's output activations (N, *output_shape) for host inputs, chunk by chunk."""
+    """The model's output activations (N, *output_shape) for host inputs, chunk by chunk (an
+    ensemble run's: the members' outputs averaged)."""
     dtype = "int32" if run.model.input_kind == "int" else dtype_name(run.params)
     parts = [
-        be.to_numpy(run.model.predict(run.params, be.asarray(x[i : i + CHUNK_ROWS], dtype)))
+        be.to_numpy(run.predict(be.asarray(x[i : i + CHUNK_ROWS], dtype)))
         for i in range(0, len(x), CHUNK_ROWS)
     ]
     return np.concatenate(parts, axis=0)

@@ -161,10 +161,12 @@ class RunDirectory:
         return sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
 
     def write_model(self, result: Any, stored: dict[str, Any], dtype: str) -> None:
+        """``model.npz``: the parameters (stacked for an ensemble, whose spec says so)."""
+        model = getattr(result, "ensemble", None) or result.model
         save_checkpoint(
             self / "model.npz",
             {"params": result.params},
-            {"model": result.model.spec(), "config": stored, "dtype": dtype},
+            {"model": model.spec(), "config": stored, "dtype": dtype},
             result.backend,
         )
 
