@@ -21,6 +21,7 @@ from .nn.losses import LOSSES, Loss, get_loss
 from .nn.model import MLP, build_model
 from .nn.sequential import Sequential
 from .training import callbacks, metrics, optimizers, schedules
+from .training._ensemble_result import EnsembleResult
 from .training.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .training.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .training.fit import FitResult, Run, TrainingDiverged, TrainingInterrupted, fit
@@ -51,6 +52,7 @@ __all__ = [
     "Dense",
     "EarlyStopping",
     "Ensemble",
+    "EnsembleResult",
     "FitResult",
     "GradcheckResult",
     "History",

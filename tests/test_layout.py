@@ -38,8 +38,8 @@ ALLOWED = {
 PUBLIC = {
     "ACTIVATIONS", "LOSSES", "METRICS", "MLP", "OPTIMIZERS", "SCHEDULES", "SGD", "Activation",
     "Adam", "AdamW", "Callback", "Checkpoint", "CheckpointError", "DataError", "Dense",
-    "EarlyStopping", "Ensemble", "FitResult", "GradcheckResult", "History", "LambdaCallback",
-    "Layer", "Loss",
+    "EarlyStopping", "Ensemble", "EnsembleResult", "FitResult", "GradcheckResult", "History",
+    "LambdaCallback", "Layer", "Loss",
     "ModelCheckpoint", "Optimizer", "RMSProp", "Run", "Schedule", "Sequential", "TrainResult",
     "TrainingDiverged", "TrainingInterrupted", "UnknownNameError", "UnregisteredError",
     "activations", "build_model",
