@@ -35,13 +35,14 @@ from ._ensemble_step import (
     select,
 )
 from ._loop import _copy, _Loop, _watches_batches
-from ._result import TrainingDiverged
 
 __all__ = ["EnsembleLoop"]
 
 
 class EnsembleLoop(_Loop):
     """The epoch loop of one ensemble `fit` call (module docstring)."""
+
+    snapshot_type = EnsembleSnapshot
 
     def __init__(self, run, data, log_every, compile_epoch, given, base_lrs, step_optimizer):
         self.run, self.data, self.xp = run, data, run.backend.xp
@@ -92,26 +93,6 @@ class EnsembleLoop(_Loop):
         return out
 
     # -- the run ---------------------------------------------------------------------------------
-    def train(self) -> EnsembleResult:
-        run, t0 = self.run, time.perf_counter()
-        for cb in run.callbacks:
-            cb.on_train_begin(run)
-        self.snapshot = EnsembleSnapshot(run)
-        try:
-            while run.epoch < run.settings["epochs"] and not run.stop_training:
-                self._epoch()
-        except _divergence.Diverged as bad:
-            run.params, run.opt_state = self.snapshot.params, self.snapshot.opt_state
-            self.progress.close()
-            result = self._result(t0, stop_reason=str(bad))
-            raise TrainingDiverged(str(bad), result, bad.reason) from None
-        except KeyboardInterrupt:
-            raise self._interrupted(t0) from None
-        for cb in run.callbacks:
-            cb.on_train_end(run)
-        self.progress.close()
-        return self._result(t0, run.stop_reason)
-
     def _result(self, t0: float, stop_reason: str | None) -> EnsembleResult:
         run = self.run
         result = EnsembleResult(
@@ -241,7 +222,7 @@ class EnsembleLoop(_Loop):
         for cb in run.callbacks:
             cb.after_epoch(run)
         self.progress.epoch(record, run.settings["metric"])
-        self.snapshot = EnsembleSnapshot(run)
+        self.snapshot = self.snapshot_type(run)
 
     def _check_members(self, steps, finite, losses, lrs) -> None:
         """Put back and freeze the members that diverged in this epoch (module docstring);

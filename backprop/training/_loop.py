@@ -24,6 +24,8 @@ __all__ = ["_Loop"]
 class _Loop:
     """The epoch loop of one `fit` call."""
 
+    snapshot_type: type = Snapshot  # what an interrupt returns to (an ensemble keeps more)
+
     def __init__(
         self, run: Run, data: FitData, log_every: Any, compile_epoch: Any, given: bool
     ) -> None:
@@ -62,7 +64,7 @@ class _Loop:
         run, t0 = self.run, time.perf_counter()
         for cb in run.callbacks:
             cb.on_train_begin(run)
-        self.snapshot = Snapshot(run)
+        self.snapshot = self.snapshot_type(run)
         try:
             while run.epoch < run.settings["epochs"] and not run.stop_training:
                 self._epoch()
@@ -225,7 +227,7 @@ class _Loop:
         for cb in run.callbacks:
             cb.after_epoch(run)
         self.progress.epoch(record, run.settings["metric"])
-        self.snapshot = Snapshot(run)  # what an interrupt during the next epoch returns to
+        self.snapshot = self.snapshot_type(run)  # what an interrupt in the next epoch returns to
 
 
 def _watches_batches(cb: Callback) -> bool:
