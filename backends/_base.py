@@ -173,6 +173,10 @@ class Library:
     def supports_dtype(self, dtype: str) -> bool:
         return dtype in FLOAT_DTYPES
 
+    # Low-precision float types the library computes in (mixed precision: float32 master
+    # weights, `backprop.training._mixed`); NumPy and array-api-strict have none.
+    compute_dtypes: tuple[str, ...] = ()
+
     def prepare_dtype(self, dtype: str) -> None:
         """Hook run before arrays of ``dtype`` are made (JAX enables x64 here)."""
 
@@ -337,7 +341,7 @@ class Backend(BackendSettings):
         """The namespace's dtype for a name ("float32", "float64") or a dtype of this namespace."""
         if not isinstance(dtype, str):
             return dtype
-        if dtype in INDEX_DTYPES:
+        if dtype in INDEX_DTYPES or dtype in self.library.compute_dtypes:
             return getattr(self.xp, dtype)
         if dtype not in FLOAT_DTYPES:
             raise ValueError(

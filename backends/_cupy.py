@@ -66,6 +66,7 @@ class CupyLibrary(Library):
     import_name = "cupy"
     extra = "cupy-cuda12"
     auto_priority = 10
+    compute_dtypes = ("float16",)  # NumPy's dtypes: no bfloat16 (mixed precision)
 
     def not_installed_reason(self, exc: BaseException) -> str:
         return (

@@ -59,6 +59,7 @@ class JaxLibrary(Library):
     import_name = "jax"
     extra = "jax"
     auto_priority = 20  # only when a GPU is present, see auto_ok
+    compute_dtypes = ("bfloat16", "float16")  # mixed precision (backprop.training._mixed)
 
     def namespace(self) -> Any:
         import jax.numpy as xp

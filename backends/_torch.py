@@ -45,6 +45,7 @@ class TorchLibrary(Library):
     name = "torch"
     import_name = "torch"
     extra = "torch"
+    compute_dtypes = ("bfloat16", "float16")  # mixed precision (backprop.training._mixed)
 
     def namespace(self) -> Any:
         import array_api_compat.torch as xp

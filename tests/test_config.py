@@ -167,8 +167,8 @@ def test_malformed_override_says_the_expected_form(text):
         (with_("model", hidden_sizes=[8, 0]), ["expected >= 1, received [8, 0]"]),
         (with_("model", dropout=[0.5, 1.0]), ["[model] dropout: expected in [0, 1)"]),
         (
-            with_("backend", dtype="float16"),
-            ["expected one of ['float32', 'float64'], received 'float16'"],
+            with_("backend", dtype="float8"),
+            ["expected one of ['float32', 'float64', 'bfloat16', 'float16'], received 'float8'"],
         ),
         (with_("optimizer", lr=-0.1), ["[optimizer]", "lr", "-0.1"]),
         (with_("training", seed=-1), ["[training] seed: expected >= 0, received -1"]),

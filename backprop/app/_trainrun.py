@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from ..data.checks import DataError
+from ..nn.model import dtype_name
 from ..training.callbacks import EarlyStopping, ModelCheckpoint
 from ..training.checkpoint import CheckpointError
 from ..training.fit import FitResult, TrainingDiverged, fit
@@ -294,7 +295,8 @@ class _Session:
         """The final files; each write is atomic, and the model goes first, so a full disk
         keeps the best result so far (``last.npz``/``best.npz`` are untouched)."""
         folder, cfg = self.folder, self.cfg
-        folder.write_model(result, self.stored, cfg.backend.dtype)
+        # the float32 master weights of a mixed-precision (bfloat16/float16) run
+        folder.write_model(result, self.stored, dtype_name(result.params))
         folder.write_history(result.history, cfg.training.history_format)
         record["plot"] = plot_history(result.history, folder / "curves.png")
         if record["plot"] != "curves.png" and self.verbose:

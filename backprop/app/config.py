@@ -87,7 +87,7 @@ class BackendConfig:
 
     name: str = _key("numpy", STR, doc="numpy, jax, torch, cupy, array_api_strict or auto")
     device: str = _key("default", STR, doc="default, cpu, gpu or gpu:N")
-    dtype: str = _key("float32", STR, one_of("float32", "float64"))
+    dtype: str = _key("float32", STR, one_of("float32", "float64", "bfloat16", "float16"))
     precision: str = _key("default", STR, one_of("default", "float32", "float64", "fast"))
     deterministic: bool = _key(False, BOOL)
     devices: Any = _key(

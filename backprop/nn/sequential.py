@@ -256,10 +256,22 @@ class Sequential:
         z, a, caches = self._forward(xp, params, X, train=Train(masks))
         loss = self._loss_value(xp, params, z, a, Y, w, alpha, per_model=stacked is not None)
         l2 = alpha / Y.shape[-1 - len(self.output_shape)]
-        if self.fused:  # sigmoid+BCE, softmax+CE: f' cancels, delta = (a - y)/N
-            signal = self.loss_function.fused_delta(xp, a, Y, w)
-        else:  # dJ/da; the output layer's f' is applied below like any layer's
-            signal = self.loss_function.grad(xp, a, Y, w)
+        grads, deltas = self._backward(xp, params, caches, self._signal(xp, a, Y, w), l2)
+        return loss, grads, (deltas, caches)
+
+    def _signal(self, xp: Any, a: Any, Y: Any, w: Any) -> Any:
+        """The loss's signal at the output: fused (sigmoid+BCE, softmax+CE: f' cancels) dJ/dz
+        = (a - y)/N, else dJ/da (the output layer's f' is applied in `_backward`)."""
+        if self.fused:
+            return self.loss_function.fused_delta(xp, a, Y, w)
+        return self.loss_function.grad(xp, a, Y, w)
+
+    def _backward(
+        self, xp: Any, params: Params, caches: list, signal: Any, l2: Any
+    ) -> tuple[Params, list]:
+        """``(grads, deltas)`` from the loss's signal at the output (dJ/dz_out when fused, else
+        dJ/da_out) back through every layer (`backprop`); ``l2``: alpha/N, 0 for none. Mixed
+        precision (`backprop.training._mixed`) calls it with low-precision arrays."""
         n = len(self.layers)
         grads: Params = [None] * n
         deltas: list = [None] * n
@@ -275,7 +287,7 @@ class Sequential:
                 deltas[i] = signal
                 g, signal = layer.backward(xp, p, cache, signal, need_dx=i > 0)
             grads[i] = layer.add_l2(xp, p, g, l2) if l2 else g
-        return loss, grads, (deltas, caches)
+        return grads, deltas
 
     def _loss_value(
         self, xp, params, z, a, Y, w=None, alpha: Any = None, per_model: bool = False

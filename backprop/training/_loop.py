@@ -44,11 +44,12 @@ class _Loop:
     def _setup(self, compile_epoch: Any) -> None:
         """The step and read-out functions and ``n_steps``, the steps per epoch."""
         run, be, s = self.run, self.run.backend, self.run.settings
-        self.step_fn = make_batch_step(run.model, run.optimizer, be)
+        compute = s.get("compute_dtype")  # mixed precision: "bfloat16"/"float16", else None
+        self.step_fn = make_batch_step(run.model, run.optimizer, be, compute)
         if compile_epoch is None:
             batch_hooks = any(_watches_batches(cb) for cb in run.callbacks)
             compile_epoch = be.compiles and not any(run.model.dropout_rates) and not batch_hooks
-        self.epoch_fn = make_epoch(run.model, run.optimizer, be) if compile_epoch else None
+        self.epoch_fn = make_epoch(run.model, run.optimizer, be, compute) if compile_epoch else None
         validation = self.data.x_val is not None
         self.columns, self.epoch_end = make_epoch_end(run.model, be, s, validation)
         self.n_steps = -(-self.data.n // s["batch_size"])

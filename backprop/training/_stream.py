@@ -53,7 +53,7 @@ class SourceLoop(_Loop):
                 "fit: compile_epoch=True needs the data on the device; with a data source every "
                 "batch comes from the host. Use compile_epoch=None or False"
             )
-        self.step_fn = make_host_batch_step(run.model, run.optimizer, be)
+        self.step_fn = make_host_batch_step(run.model, run.optimizer, be, s.get("compute_dtype"))
         self.epoch_fn = None
         self.columns = epoch_columns(run.model, s, data.val is not None)
         bs = s["batch_size"]

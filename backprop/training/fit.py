@@ -34,7 +34,7 @@ import backends
 
 from ..data.checks import DataError
 from ..nn.sequential import Params, Sequential, float_dtype_name
-from . import _divergence
+from . import _divergence, _mixed
 from ._ensemble_fit import fit_ensemble, wants_ensemble
 from ._fitdata import (
     check_compile_epoch,
@@ -110,7 +110,10 @@ def fit(
         Default ``Adam()``. Its ``lr`` is the base learning rate the schedule scales.
     schedule : name or `Schedule`
         Learning-rate schedule (`backprop.schedules`); default constant.
-    backend, dtype : where and in which float type to train ("float32" or "float64").
+    backend, dtype : where and in which float type to train ("float32" or "float64"), or
+        mixed precision: "bfloat16" or "float16" (JAX, torch; CuPy float16 only): float32
+        master weights, optimizer state and loss, forward and backward passes in ``dtype``,
+        float16 with dynamic loss scaling (`backprop.training._mixed`, docs/training.md).
     epochs, batch_size, seed, shuffle :
         ``seed`` fixes the initial weights, the batch order, the validation split and the
         dropout masks, identically on every backend. The last batch of an epoch may be smaller.
@@ -156,6 +159,8 @@ def fit(
     `DataError` for unusable data, ``ValueError``/``TypeError`` for bad arguments.
     """
     if wants_ensemble(model, ensemble, sweep, member_order):
+        if isinstance(dtype, str) and dtype in _mixed.COMPUTE_DTYPES:
+            _mixed.check_compute_dtype(backends.as_backend(backend), dtype, ensemble=True)
         kwargs = {k: v for k, v in locals().items() if k not in ("model", "X", "Y")}
         return fit_ensemble(model, X, Y, **kwargs)
     be = backends.as_backend(backend)
@@ -165,11 +170,18 @@ def fit(
         epochs, batch_size, seed, validation_split, validation_data, params, resume, opt_state
     )
     dtype = float_dtype_name(dtype)  # np.float64, torch.float64, ... -> "float64"
+    compute = None
+    if dtype in _mixed.COMPUTE_DTYPES:  # mixed precision: float32 master weights
+        _mixed.check_compute_dtype(be, dtype)
+        compute, dtype = dtype, _mixed.MASTER_DTYPE
+        if compute == "float16":
+            optimizer = _mixed.LossScale(optimizer)
     check_compile_epoch(compile_epoch, model)
     if stratify is None:
         stratify = model.task == "classification"
     settings = dict(
         dtype=dtype,
+        compute_dtype=compute,
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
