@@ -181,3 +181,56 @@ def test_quick_smoke_run(tmp_path):
                 np.testing.assert_allclose(s[key], ref[key], rtol=rtol, err_msg=f"{name} {key}")
     assert not any(results["loss_checks"].values()), results["loss_checks"]
     assert "LOSS MISMATCH" not in proc.stdout
+
+
+def test_stream_smoke_run(tmp_path, capsys):
+    """`python -m benchmarks.stream` on the small W1 and a 20 MB big file: refuses a file the
+    disk cannot hold, then runs, writes the JSON, memory-mapped and generator step losses are
+    bit-identical to the in-memory ones, and the data files are gone afterwards."""
+    from benchmarks.stream import main as stream_main
+
+    too_big = ["--big-gb", "1000000", "--tmp", str(tmp_path), "--out", str(tmp_path)]
+    assert stream_main(too_big) == 2
+    assert "GiB free" in capsys.readouterr().err
+    cmd = [sys.executable, "-m", "benchmarks.stream", "--quick", "--rounds", "1"]
+    cmd += ["--big-gb", "0.02", "--max-wait", "0", "--retries", "0"]  # results, not timings
+    cmd += ["--out", str(tmp_path), "--tmp", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    results = json.loads((tmp_path / "stream-W1-quick.json").read_text())
+    summary, big = results["summary"], results["big_record"]
+    assert not list(tmp_path.glob("backprop-stream-*")), "the data files were not removed"
+    assert summary["memory"]["epoch_s"] > 0 and summary["memmap"]["epoch_s"] > 0, summary
+    assert summary["memmap"]["losses_identical_rounds"] == 1, summary["memmap"]
+    assert big["rows"] == int(0.02 * 2**30) // 4096 and big["epoch_s"] > 0, big
+    assert big["peak_vmhwm_mib"] >= big["footprint_mib"] > 0, big
+    generator = summary["generator"]
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert generator["losses_identical_rounds"] == 1, generator
+
+
+def test_ensemble_smoke_run(tmp_path, capsys):
+    """`python -m benchmarks.ensemble --quick` on NumPy: refuses --members 0, then runs both
+    cases, writes the JSON, and the 4 members trained as one ensemble match the 4 sequential
+    fits (every epoch's loss within the benchmark's ulps, the final float64 losses too)."""
+    from benchmarks.ensemble import F32_EPS as EPS
+    from benchmarks.ensemble import MAX_ULPS
+    from benchmarks.ensemble import main as ensemble_main
+
+    assert ensemble_main(["--members", "0"]) == 2
+    assert "--members must be >= 1" in capsys.readouterr().err
+    cmd = [sys.executable, "-m", "benchmarks.ensemble", "--quick", "--rounds", "1"]
+    cmd += ["--backends", "numpy", "--max-wait", "0", "--retries", "0"]  # results, not timings
+    cmd += ["--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "ensemble-W3-quick-cpu.json").read_text())
+    s = results["summary"]["numpy"]
+    assert s["ensemble"]["wall_s"] > 0 and s["sequential"]["wall_s"] > 0, s
+    assert s["speedup"] > 0 and len(results["criteria"]) == 3, s
+    members = s["members"]
+    assert members["compared"] and members["members"] == 4, members
+    assert members["curve_ulps"] <= MAX_ULPS and members["final"] <= MAX_ULPS * EPS, members
+    pair = results["rounds"][0]["records"]["numpy"]
+    assert len(pair["ensemble"]["final_loss"]) == len(pair["sequential"]["final_loss"]) == 4
+    assert "curves" not in pair["ensemble"], "loss curves are dropped once compared"
