@@ -59,7 +59,8 @@ def _q(name: str, equation: str, ref: str, line: str, *more: tuple[str, str]) ->
 
 
 # (heading, quantities); the order is the order of the computation in `Sequential.backprop`.
-_SEQ = "backprop/nn/sequential.py: Sequential.backprop"
+_SEQ = "backprop/nn/sequential.py: Sequential._backward"  # the loop over the layers
+_SIGNAL = "backprop/nn/sequential.py: Sequential._signal"  # the loss's signal at the output
 _DELTA = (_SEQ, "deltas[i] = layer.activation.vjp")
 _VJP = ("backprop/nn/activations.py: Activation.vjp", "return")
 _AFFINE = (
@@ -112,7 +113,7 @@ SECTIONS: list[tuple[str, list[Quantity]]] = [
             _q(
                 "dJ_da2",
                 "dJ_da2 = (a2 - Y) / (N*K)",
-                _SEQ,
+                _SIGNAL,
                 "signal = self.loss_function.grad(",
                 ("backprop/nn/losses.py: MeanSquaredError.grad", "return"),
             ),

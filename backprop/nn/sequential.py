@@ -263,8 +263,10 @@ class Sequential:
         """The loss's signal at the output: fused (sigmoid+BCE, softmax+CE: f' cancels) dJ/dz
         = (a - y)/N, else dJ/da (the output layer's f' is applied in `_backward`)."""
         if self.fused:
-            return self.loss_function.fused_delta(xp, a, Y, w)
-        return self.loss_function.grad(xp, a, Y, w)
+            signal = self.loss_function.fused_delta(xp, a, Y, w)  # dJ/dz
+        else:
+            signal = self.loss_function.grad(xp, a, Y, w)  # dJ/da
+        return signal
 
     def _backward(
         self, xp: Any, params: Params, caches: list, signal: Any, l2: Any
