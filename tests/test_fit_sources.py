@@ -9,6 +9,7 @@ epoch may round differently), and resumes exactly; a stream of batches trains on
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -305,11 +306,16 @@ print(json.dumps({"grown_mb": (hwm() - before) / 1024, "acc": r.history["accurac
 
 
 def _peak_growth(path, mode):
+    # glibc's malloc otherwise raises its mmap threshold to the largest block freed (a chunk of
+    # 8 MB) and keeps freed blocks in the prefetch thread's arena: a fixed threshold makes the
+    # peak follow what the process holds, not the allocator's caching.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576")
     done = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT, str(path), mode],
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])["grown_mb"]
@@ -334,8 +340,8 @@ def test_training_on_a_file_does_not_load_it(tmp_path):
         _peak_growth(tmp_path / "small.npy", "mapped"),
         _peak_growth(tmp_path / "big.npy", "mapped"),
     )
-    assert big - small < 16, (small, big)  # 49 MB more file
-    assert big < 80, big
+    assert big - small < 20, (small, big)  # for 49 MB more file
+    assert big < 64, big
     assert _peak_growth(tmp_path / "big.npy", "loaded") > 98
 
 
