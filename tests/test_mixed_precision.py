@@ -157,6 +157,20 @@ def test_resume_equals_uninterrupted(dtype, digits, tmp_path):
     assert whole.history["loss"] == resumed.history["loss"]
 
 
+def test_a_checkpoint_resumes_only_in_its_compute_dtype(digits, tmp_path):
+    """A bfloat16 checkpoint holds float32 master weights like a float32 one: the compute dtype
+    saved with the fit settings keeps either from continuing the other."""
+    be = backend_or_skip("torch")
+    x, y = digits[0][:64], digits[1][:64]
+    kw = dict(backend=be, batch_size=32, seed=1, verbose=0)
+    for saved, resumed in (("bfloat16", "float32"), ("float32", "bfloat16")):
+        folder = tmp_path / saved
+        saver = ModelCheckpoint(folder, keep_best=False)
+        bp.fit(_mlp(), x, y, epochs=1, dtype=saved, callbacks=[saver], **kw)
+        with pytest.raises(bp.CheckpointError, match="compute_dtype"):
+            bp.fit(_mlp(), x, y, epochs=2, dtype=resumed, resume=folder / "last.npz", **kw)
+
+
 def test_compiled_steps_are_cached_per_compute_dtype(digits):
     """The same model and optimizer in float32 and bfloat16 are two compiled programs."""
     be = backend_or_skip("jax")

@@ -114,8 +114,14 @@ class Run:
         return trees, meta, host
 
     def _fit_settings(self) -> dict[str, Any]:
-        """`RESUME_KEYS` as JSON: NumPy integers (``seed=np.int64(3)``) as ints."""
-        return {k: _plain(self.settings[k]) for k in RESUME_KEYS}
+        """`RESUME_KEYS` as JSON: NumPy integers (``seed=np.int64(3)``) as ints; and a mixed
+        precision run's compute dtype (the saved parameters are its float32 master weights, so
+        only this key tells a bfloat16 run from a float32 one: resuming it in another dtype
+        would silently train something else)."""
+        out = {k: _plain(self.settings[k]) for k in RESUME_KEYS}
+        if self.settings.get("compute_dtype"):
+            out["compute_dtype"] = self.settings["compute_dtype"]
+        return out
 
     def restore(self, path: Any) -> None:
         """Continue from a checkpoint written by `save_checkpoint` (any backend wrote it).
