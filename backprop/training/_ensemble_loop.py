@@ -47,6 +47,7 @@ class EnsembleLoop(_Loop):
     def __init__(self, run, data, log_every, compile_epoch, given, base_lrs, step_optimizer):
         self.run, self.data, self.xp = run, data, run.backend.xp
         self.members, self.base_lrs = run.members, list(base_lrs)
+        self.base_lr = self.base_lrs[0]  # what the schedule's end_epoch gets (`_Loop._after_epoch`)
         self.step_optimizer = step_optimizer
         s = run.settings
         self._setup(compile_epoch)
@@ -208,21 +209,6 @@ class EnsembleLoop(_Loop):
         run.epoch += 1
         run.history.append(record, steps)
         self._after_epoch(record)
-
-    def _after_epoch(self, record: dict[str, float]) -> None:
-        run = self.run  # schedules with a monitor are refused for ensembles (`_ensemble_fit`)
-        run.schedule_state = run.schedule.end_epoch(
-            run.schedule_state, None, base_lr=self.base_lrs[0]
-        )
-        if run.schedule.should_stop(run.schedule_state):
-            run.stop_training = True
-            run.stop_reason = f"the learning-rate schedule {run.schedule.name!r} ended training"
-        for cb in run.callbacks:
-            cb.on_epoch_end(run)
-        for cb in run.callbacks:
-            cb.after_epoch(run)
-        self.progress.epoch(record, run.settings["metric"])
-        self.snapshot = self.snapshot_type(run)
 
     def _check_members(self, steps, finite, losses, lrs) -> None:
         """Put back and freeze the members that diverged in this epoch (module docstring);
