@@ -24,6 +24,7 @@ __all__ = [
     "check_factor",
     "check_loss",
     "nonfinite",
+    "reference",
     "reference_loss",
 ]
 
@@ -50,11 +51,23 @@ def reference_loss(
     user started from instead) the larger of the two losses, so a run that starts from worse
     weights is not a divergence. inf without a ``divergence_factor`` (nothing computed).
     """
+    return reference(
+        model, be, settings, given, lambda params: _epoch_loss(model, params, data, n_steps, be.xp)
+    )
+
+
+def reference(
+    model: Sequential, be: Any, settings: dict[str, Any], given: Any, epoch_loss: Any
+) -> float:
+    """The larger of ``epoch_loss(model.init(seed))`` and ``epoch_loss(given)`` (given: the
+    user's start parameters or None); inf without a ``divergence_factor``. ``epoch_loss``:
+    parameters -> the mean training loss an epoch would report for them held fixed (rows in
+    memory: `_epoch_loss`; a data source: its streamed version)."""
     if settings["divergence_factor"] is None:
         return math.inf
     init = model.init(seed=settings["seed"], backend=be, dtype=settings["dtype"])
     starts = [init] if given is None else [init, given]
-    return max(_epoch_loss(model, params, data, n_steps, be.xp) for params in starts)
+    return max(epoch_loss(params) for params in starts)
 
 
 def _epoch_loss(model: Sequential, params: Any, data: Any, n_steps: int, xp: Any) -> float:

@@ -12,6 +12,7 @@ from array_api_compat import array_namespace
 from ..nn.ensemble import Ensemble
 from ..nn.model import dtype_name
 from ..nn.sequential import first_leaf, is_activation
+from . import _progress
 from ._ensemble_step import member_scores
 from ._monitor import mode_for
 from ._result import FitResult
@@ -112,17 +113,9 @@ class EnsembleResult(FitResult):
 
 def ensemble_summary(result: EnsembleResult, metric: str | None) -> str:
     """One line: members, epochs, time, throughput, the member means, the best member."""
-    history, be, k = result.history, result.backend, result.members
-    last = history.last
-    seconds = sum(r.get("time", 0.0) for r in history.records)
-    rows = sum(r["samples_per_s"] * r["time"] for r in history.records)
-    parts = [f"ensemble of {k} members: trained {result.epochs} epoch(s) in {result.time:.2f} s"]
-    if seconds > 0:
-        parts.append(f"{k * rows / seconds:,.0f} member-samples/s")
-    parts.append(f"on {be.name} ({be.device_name})")
-    keys = ["loss", metric, "val_loss", f"val_{metric}"] if metric else ["loss", "val_loss"]
-    numbers = ", ".join(f"{c} {last[c]:.4g}" for c in keys if c in last)
-    text = "; ".join(parts) + (f": member means {numbers}" if numbers else "")
+    history, k = result.history, result.members
+    head = f"ensemble of {k} members: "
+    text = _progress.run_line(result, metric, k, head=head, label="member means ")
     best = result.best_member
     if best is not None:
         e = result.final_epoch(best)

@@ -160,22 +160,23 @@ class _Loop:
 
     def _step(self, idx: Any, lr: float) -> Any:
         run, data = self.run, self.data
-        masks = None
-        if any(run.model.dropout_rates):
-            host = _host.dropout_masks(
-                run.rngs["dropout"],
-                idx.shape[0],
-                run.model.dropout_shapes,
-                run.model.dropout_rates,
-            )
-            masks = [
-                None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host
-            ]
+        masks = self._masks(idx.shape[0])
         run.params, run.opt_state, loss = self.step_fn(
             run.params, run.opt_state, data.x, data.y, data.w, idx, lr, masks
         )
         run.step += 1
         return loss
+
+    def _masks(self, rows: int) -> list | None:
+        """The step's dropout masks for a batch of ``rows`` rows, drawn on the host and moved
+        (None without dropout)."""
+        run = self.run
+        if not any(run.model.dropout_rates):
+            return None
+        host = _host.dropout_masks(
+            run.rngs["dropout"], rows, run.model.dropout_shapes, run.model.dropout_rates
+        )
+        return [None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host]
 
     def _log(self, steps_done: int, loss: Any, lr: float) -> None:
         value = float(loss)

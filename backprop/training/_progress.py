@@ -82,19 +82,29 @@ class Progress:
 
 def summary(result: Any, metric: str | None) -> str:
     """One line: epochs, time, throughput, backend, the last epoch's numbers, why it stopped."""
-    history, be = result.history, result.backend
-    last = history.last
-    seconds = sum(r.get("time", 0.0) for r in history.records)
-    samples = sum(r["samples_per_s"] * r["time"] for r in history.records)
-    parts = [f"trained {result.epochs} epoch(s) in {result.time:.2f} s"]
-    if seconds > 0:
-        parts.append(f"{samples / seconds:,.0f} samples/s")
-    parts.append(f"on {be.name} ({be.device_name})")
-    keys = ["loss", metric, "val_loss", f"val_{metric}"] if metric else ["loss", "val_loss"]
-    numbers = ", ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
-    text = "; ".join(parts) + (f": {numbers}" if numbers else "")
+    text = run_line(result, metric)
     if result.best_epoch is not None:
         text += f"; best epoch {result.best_epoch}"
     if result.stop_reason:
         text += f"; stopped: {result.stop_reason}"
     return text
+
+
+def run_line(
+    result: Any, metric: str | None, members: int = 1, head: str = "", label: str = ""
+) -> str:
+    """The start of a summary: ``{head}trained E epoch(s) in T s; R samples/s on backend:
+    {label}loss ..., metric ..., val_loss ...`` (the last epoch's numbers). ``members``: models
+    trained at once, each seeing every sample (the rate is then member-samples/s)."""
+    history, be = result.history, result.backend
+    last = history.last
+    seconds = sum(r.get("time", 0.0) for r in history.records)
+    samples = members * sum(r["samples_per_s"] * r["time"] for r in history.records)
+    parts = [f"{head}trained {result.epochs} epoch(s) in {result.time:.2f} s"]
+    if seconds > 0:
+        unit = "member-samples/s" if members > 1 else "samples/s"
+        parts.append(f"{samples / seconds:,.0f} {unit}")
+    parts.append(f"on {be.name} ({be.device_name})")
+    keys = ["loss", metric, "val_loss", f"val_{metric}"] if metric else ["loss", "val_loss"]
+    numbers = ", ".join(f"{k} {last[k]:.4g}" for k in keys if k in last)
+    return "; ".join(parts) + (f": {label}{numbers}" if numbers else "")

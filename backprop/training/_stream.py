@@ -23,6 +23,7 @@ sources in chunks and still ends in one device->host read per epoch.
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from typing import Any
@@ -35,6 +36,7 @@ from . import _divergence
 from ._epoch_end import DIAGNOSTIC_ROWS, _vectors, epoch_columns
 from ._loop import _copy, _Loop
 from ._sourcedata import evaluate_source, move_batch
+from .evaluation import evaluate_arrays
 from .step import make_host_batch_step
 
 __all__ = ["REFERENCE_ROWS", "SourceLoop"]
@@ -81,30 +83,23 @@ class SourceLoop(_Loop):
     def _reference(self, start: Any) -> float | None:
         """Indexable: the untrained model's loss on the first `REFERENCE_ROWS` training rows
         (one streamed forward pass). Stream: None, computed on the run's first batch."""
-        run, s, data = self.run, self.run.settings, self.data
-        if s["divergence_factor"] is None:
-            return float("inf")
-        if not data.indexable:
+        run, data = self.run, self.data
+        if not data.indexable and run.settings["divergence_factor"] is not None:
             return None
-        starts = [run.model.init(seed=s["seed"], backend=run.backend, dtype=s["dtype"])]
-        starts += [start] if start is not None else []
-        n = min(REFERENCE_ROWS, data.n)
-        losses = []
-        for params in starts:
+        n = min(REFERENCE_ROWS, data.n or 0)
+
+        def epoch_loss(params):
             loss = evaluate_source(run.model, params, data.train, None, weights=data.w, rows=n)
-            losses.append(
-                _divergence.as_epoch_loss(
-                    run.model, params, loss["loss"], data.n, self.n_steps, run.backend.xp
-                )
+            return _divergence.as_epoch_loss(
+                run.model, params, loss["loss"], data.n, self.n_steps, run.backend.xp
             )
-        return max(losses)
+
+        return _divergence.reference(run.model, run.backend, run.settings, start, epoch_loss)
 
     def _stream_reference(self, xb: Any, yb: Any, wb: Any) -> float:
         """The untrained model's loss on the first batch (``model.init(seed)``)."""
         run, s = self.run, self.run.settings
         init = run.model.init(seed=s["seed"], backend=run.backend, dtype=s["dtype"])
-        from .evaluation import evaluate_arrays
-
         return float(evaluate_arrays(run.model, init, xb, yb, None, weights=wb)["loss"])
 
     def _items(self) -> tuple[Any, Any]:
@@ -113,7 +108,7 @@ class SourceLoop(_Loop):
         be = run.backend
         if not data.indexable:
             epoch = run.epoch
-            counter = iter(range(1, 1 << 62))
+            counter = itertools.count(1)
             # Several processes on one mesh: each loader yields its process's share of the batch
             # (as with a DistributedSampler), k equal shares make the batch.
             start, stop = be.process_rows(be.n_devices)
@@ -127,7 +122,7 @@ class SourceLoop(_Loop):
             return data.train.epoch(epoch), from_stream
         n, bs = data.n, run.settings["batch_size"]
         order = run.rngs["order"].permutation(n) if run.settings["shuffle"] else _host.arange(n)
-        w = data.w
+        w, name = data.w, repr(data.train)  # (the repr once, not per batch)
 
         def from_rows(idx):
             start, stop = be.process_rows(len(idx))  # all rows, or this process's share
@@ -135,7 +130,7 @@ class SourceLoop(_Loop):
             batch = data.train.rows(mine)
             if w is not None:
                 batch = (*batch[:2], w[mine])
-            where = f"rows {idx[0]}..{idx[-1]} of {data.train!r}"
+            where = f"rows {idx[0]}..{idx[-1]} of {name}"
             return self._move(batch, where, len(idx) if be.n_devices > 1 else None, checked)
 
         checked = self.rows_checked  # every row passed the checks in an earlier epoch
@@ -194,16 +189,8 @@ class SourceLoop(_Loop):
 
     def _host_step(self, xb: Any, yb: Any, wb: Any, rows: int, lr: float) -> Any:
         run = self.run
-        masks = None
-        if any(run.model.dropout_rates):
-            host = _host.dropout_masks(
-                run.rngs["dropout"], rows, run.model.dropout_shapes, run.model.dropout_rates
-            )
-            masks = [
-                None if m is None else run.backend.asarray(m, run.settings["dtype"]) for m in host
-            ]
         run.params, run.opt_state, loss = self.step_fn(
-            run.params, run.opt_state, xb, yb, lr, wb, masks
+            run.params, run.opt_state, xb, yb, lr, wb, self._masks(rows)
         )
         run.step += 1
         return loss
