@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from . import harness, report
+from ._subprocess import add_quiet_options
 from .contenders import CONTENDERS, default_contenders
 from .machine import machine_info
 from .sweep import run_sweep, sweep_table
@@ -39,18 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="W1 on 2,048 rows (the smoke test)")
     p.add_argument("--no-sweep", action="store_true", help="skip the batch/width sweep")
     p.add_argument("--out", default="benchmarks/results", help="folder for the JSON and PNG")
-    p.add_argument(
-        "--max-wait",
-        type=float,
-        default=60.0,
-        help="seconds to wait for a quiet machine before each worker (0: never wait)",
-    )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="run a worker again (up to this often) when other processes disturbed it",
-    )
+    add_quiet_options(p, retries=2)
     return p
 
 

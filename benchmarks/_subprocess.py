@@ -137,3 +137,34 @@ def run_quietly(
     if discarded:
         record["disturbed_attempts"] = discarded
     return record
+
+
+def add_quiet_options(parser: Any, retries: int = 2) -> None:
+    """``--max-wait`` and ``--retries``: how every benchmark waits for a quiet machine and runs
+    a disturbed worker again (`run_quietly`)."""
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for a quiet machine before each worker (0: never wait)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=retries,
+        help="run a worker again (up to this often) when other processes disturbed it",
+    )
+
+
+def progress_line(record: dict[str, Any], timing: Callable[[dict[str, Any]], str]) -> str:
+    """A worker's record as one log line: skipped or ERROR with the reason, else ``timing``'s
+    text and, when other processes used the cores meanwhile, how many."""
+    if "skipped" in record:
+        return f"skipped: {record['skipped']}"
+    if "error" in record:
+        return f"ERROR: {record['error']}"
+    text = timing(record)
+    share = disturbed(record)
+    if share is not None:
+        text += f"  [disturbed: other processes used {share:.1f} cores meanwhile]"
+    return text

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._subprocess import disturbed, run_module, run_quietly
+from ._subprocess import add_quiet_options, disturbed, progress_line, run_module, run_quietly
 from .ensemble_worker import CASES, SIZES, W3
 from .machine import machine_info
 
@@ -64,15 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "the libraries' own). 1 keeps timings stable on a small machine with busy neighbours",
     )
     p.add_argument("--out", default="benchmarks/results", help="folder for the JSON")
-    p.add_argument(
-        "--max-wait",
-        type=float,
-        default=60.0,
-        help="seconds to wait for a quiet machine before each worker (0: never wait)",
-    )
-    p.add_argument(
-        "--retries", type=int, default=1, help="run a disturbed worker again, up to this often"
-    )
+    add_quiet_options(p, retries=1)
     return p
 
 
@@ -161,15 +153,9 @@ def run_rounds(
 
 
 def _progress(record: dict[str, Any]) -> str:
-    if "skipped" in record:
-        return f"skipped: {record['skipped']}"
-    if "error" in record:
-        return f"ERROR: {record['error']}"
-    text = f"{record['wall_s']:.2f} s (epochs 2..: {record['later_s']:.2f} s)"
-    share = disturbed(record)
-    if share is not None:
-        text += f"  [disturbed: other processes used {share:.1f} cores meanwhile]"
-    return text
+    return progress_line(
+        record, lambda r: f"{r['wall_s']:.2f} s (epochs 2..: {r['later_s']:.2f} s)"
+    )
 
 
 def _medians(records: list[dict[str, Any]]) -> dict[str, Any]:

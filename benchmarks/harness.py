@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from ._subprocess import disturbed, run_module, run_quietly
+from ._subprocess import disturbed, progress_line, run_module, run_quietly
 from .workloads import Workload
 
 __all__ = ["rounding_envelope", "run_contender", "run_rounds", "summarize_rounds"]
@@ -72,16 +72,13 @@ def run_rounds(
 
 
 def _progress(record: dict[str, Any]) -> str:
-    if "skipped" in record:
-        return f"skipped: {record['skipped']}"
-    if "error" in record:
-        return f"ERROR: {record['error']}"
+    return progress_line(record, _timing)
+
+
+def _timing(record: dict[str, Any]) -> str:
     text = f"{record['epoch_s']:.3f} s/epoch"
     if "warmup_s" in record:
         text += f" (warm-up {record['warmup_s']:.3f} s)"
-    share = disturbed(record)
-    if share is not None:
-        text += f"  [disturbed: other processes used {share:.1f} cores meanwhile]"
     return text
 
 

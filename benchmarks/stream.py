@@ -23,7 +23,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._subprocess import disturbed, run_module, run_quietly, wait_for_quiet
+from ._subprocess import (
+    add_quiet_options,
+    disturbed,
+    progress_line,
+    run_module,
+    run_quietly,
+    wait_for_quiet,
+)
 from .machine import machine_info
 from .stream_data import GIB, BigFile, drop_from_page_cache, space_problem, write_big, write_w1
 from .stream_worker import BIG, CASES
@@ -61,15 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="benchmarks/results", help="folder for the JSON")
     p.add_argument("--tmp", default=None, help="folder for the data files (default: the temp dir)")
-    p.add_argument(
-        "--max-wait",
-        type=float,
-        default=60.0,
-        help="seconds to wait for a quiet machine before each worker (0: never wait)",
-    )
-    p.add_argument(
-        "--retries", type=int, default=2, help="run a disturbed worker again, up to this often"
-    )
+    add_quiet_options(p, retries=2)
     return p
 
 
@@ -129,13 +128,9 @@ def run_rounds(
 
 
 def _progress(record: dict[str, Any]) -> str:
-    if "error" in record:
-        return f"ERROR: {record['error']}"
-    text = f"{record['epoch_s']:.3f} s/epoch (warm-up {record['warmup_s']:.3f} s)"
-    share = disturbed(record)
-    if share is not None:
-        text += f"  [disturbed: other processes used {share:.1f} cores meanwhile]"
-    return text
+    return progress_line(
+        record, lambda r: f"{r['epoch_s']:.3f} s/epoch (warm-up {r['warmup_s']:.3f} s)"
+    )
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
