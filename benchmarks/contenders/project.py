@@ -1,4 +1,11 @@
-"""The project itself, run the way a user runs it: one `backprop.fit` call per backend."""
+"""The project itself, run the way a user runs it: one `backprop.fit` call per backend.
+
+``--dtype bfloat16`` is ``fit(..., dtype="bfloat16")``, `fit`'s mixed precision
+(`backprop.training._mixed`): the data on the device, the master weights and SGD's update stay
+float32; each step casts the batch and the weights to bfloat16, runs the forward and backward
+passes in bfloat16, the loss and softmax in float32. The final weights handed back are the
+float32 master weights. (The references train in bfloat16 throughout; see the README.)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from typing import Any
 from ..workloads import Workload, make_data
 from ._common import CpuMeter, ReferenceSettings, Skip, Trained, device_peak_mib
 
-__all__ = ["CONTENDERS", "timed_fit"]
+__all__ = ["CONTENDERS", "backend_for", "timed_fit"]
 
 
 def timed_fit(be: Any, w: Workload, X: Any, y: Any, *, epochs: int, dtype: str) -> tuple:
@@ -39,16 +46,32 @@ def timed_fit(be: Any, w: Workload, X: Any, y: Any, *, epochs: int, dtype: str) 
     return result, meter
 
 
+def backend_for(backend_name: str, s: ReferenceSettings) -> Any:
+    """The backend ``backend_name`` on ``s.device``, ready for ``s.dtype``; `Skip` with the
+    reason where it cannot run here or lacks the dtype.
+
+    bfloat16 and float16 are `fit`'s mixed precision (float32 master weights and optimizer
+    state, forward and backward in the low dtype): the skip gives `fit`'s own refusal (NumPy,
+    array-api-strict and CuPy have no bfloat16), checked before any data is made.
+    """
+    import backends
+    from backprop.training import _mixed
+
+    try:
+        be = backends.get_backend(backend_name, s.device)
+        if s.dtype in _mixed.COMPUTE_DTYPES:
+            _mixed.check_compute_dtype(be, s.dtype)
+        else:
+            be.dtype(s.dtype)  # raises where the backend lacks the dtype (float64 on a GPU)
+    except (backends.BackendError, ValueError) as exc:
+        raise Skip(str(exc)) from None
+    return be
+
+
 def _fit_with(backend_name: str) -> Callable[[Workload, ReferenceSettings], Trained]:
     def run(w: Workload, s: ReferenceSettings) -> Trained:
         """`backprop.fit` of the workload's MLP with SGD on backend ``backend_name``."""
-        import backends
-
-        try:
-            be = backends.get_backend(backend_name, s.device)
-            be.dtype(s.dtype)  # raises where the backend lacks the dtype (bfloat16 today)
-        except (backends.BackendError, ValueError) as exc:
-            raise Skip(str(exc)) from None
+        be = backend_for(backend_name, s)
         if s.dtype == "float32":
             be.set_precision("float32")  # true float32 matmuls (no TF32), like the references
         X, y = make_data(w)
