@@ -1,5 +1,6 @@
-"""JAX on CPU or GPU. ``compile`` is ``jax.jit`` (with buffer donation), ``scan`` is
-``jax.lax.scan``; float64 turns on ``jax_enable_x64``.
+"""JAX on CPU or GPU. ``compile`` is ``jax.jit`` (with buffer donation, and without XLA:CPU's
+YNNPACK fusions so an ensemble rounds like its members alone: `_compiler_options`), ``scan``
+is ``jax.lax.scan``; float64 turns on ``jax_enable_x64``.
 
 Precision (process-global JAX config, part of the jit cache key, so compiled steps retrace):
 
@@ -192,9 +193,13 @@ class JaxLibrary(Library):
     donates = True
 
     def compile(self, fn: Callable, donate_argnums: tuple[int, ...] = ()) -> Callable:
+        """``jax.jit`` with `_compiler_options` (no YNNPACK fusions, see there)."""
         import jax
 
-        return jax.jit(fn, donate_argnums=donate_argnums)
+        options = _compiler_options()
+        if not options:
+            return jax.jit(fn, donate_argnums=donate_argnums)
+        return jax.jit(fn, donate_argnums=donate_argnums, compiler_options=options)
 
     def scan(self, xp: Any, body: Callable, carry: Any, xs: tuple[Any, ...]) -> tuple[Any, Any]:
         import jax
@@ -265,6 +270,47 @@ class JaxLibrary(Library):
 
     def restore_determinism(self, settings: Mapping[str, Any], device: Any) -> None:
         set_env("XLA_FLAGS", settings["XLA_FLAGS"])
+
+
+_YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
+_options_cache: list[dict[str, str]] = []
+
+
+def _compiler_options() -> dict[str, str]:
+    """``{"xla_cpu_experimental_ynn_fusion_type": ""}``: every compiled function runs without
+    XLA:CPU's YNNPACK fusions, or ``{}`` where this jaxlib lacks the option or ``XLA_FLAGS``
+    sets it (the user's choice stands). Probed once by compiling a trivial function.
+
+    Why: XLA:CPU (jaxlib 0.10) hands some dots and reductions to YNNPACK depending on their
+    shapes, and YNNPACK sums in another order than XLA's own emitters. An ensemble's bias
+    gradient ``sum(dz, axis=-2)`` over (K, N, u) went to YNNPACK while a member's (N, u)
+    stayed with XLA (rows added in order), and likewise for some of the dots, so member k and
+    its solo fit differed by about an ulp per step, which SGD amplified to 7,585 ulps of the
+    loss after 30 epochs (W3, benchmarks/README.md). Without YNNPACK both programs round the
+    same way: members equal their solo fits bit for bit. The cost: the W3 ensemble's epochs
+    take about 5-20% more CPU time on JAX (the solo fits about the same). A per-compile
+    option, unlike ``XLA_FLAGS``, needs no restart and leaves other JAX code in the process
+    alone; it names an XLA:CPU option, which XLA:GPU does not read."""
+    if _options_cache:
+        return _options_cache[0]
+    import inspect
+
+    import jax
+
+    options = {_YNN_OPTION: ""}
+    user = any(
+        f.lstrip("-").partition("=")[0] == _YNN_OPTION
+        for f in os.environ.get("XLA_FLAGS", "").split()
+    )
+    if user or "compiler_options" not in inspect.signature(jax.jit).parameters:
+        options = {}
+    else:
+        try:
+            jax.jit(lambda: 0, compiler_options=options).lower().compile()
+        except Exception:  # "No such compile option" from a jaxlib without YNNPACK fusions
+            options = {}
+    _options_cache.append(options)
+    return options
 
 
 def _rows_sharding(mesh: Any) -> Any:
