@@ -27,10 +27,17 @@ def tolerances(dtype: str, envelope: dict[str, Any] | None) -> dict[str, float]:
     early_loss (after `worker.EARLY_STEP` updates): rounding has barely grown yet (1e-4).
     final_loss (after every step of every epoch): at least 1e-3, widened to twice the measured
     float32-vs-float64 spread of numpy-hand (`harness.rounding_envelope`), because rounding
-    differences grow over hundreds of SGD steps. bfloat16 (8 bits of mantissa): 1e-2 / 5e-2.
+    differences grow over hundreds of SGD steps.
+
+    bfloat16 (8 bits of mantissa; every contender in mixed precision, float32 weights), from
+    the largest spreads measured between the bfloat16 contenders on the CPU (README,
+    "bfloat16"): first_loss 1e-3 (measured 1e-5; bfloat16 itself is at most 1.6e-4 off
+    float32), early_loss 5e-3 (measured 4.4e-4; a pure-bfloat16 trainer is 1.6e-2 off on W2's
+    network), final_loss 5e-2 (measured 1.9e-2 over W1's 938 steps, 3.1e-4 over 16 on W2's
+    network: rounding grows chaotically, and there is no bfloat16 envelope run).
     """
     if dtype == "bfloat16":
-        return {"first_loss": 1e-2, "early_loss": 5e-2, "final_loss": 5e-2}
+        return {"first_loss": 1e-3, "early_loss": 5e-3, "final_loss": 5e-2}
     final = 1e-3
     if envelope and "relative" in envelope:
         final = max(final, 2.0 * envelope["relative"])

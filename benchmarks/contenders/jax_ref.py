@@ -5,6 +5,12 @@ from device-resident data by a slice of the device-resident permutation.
 ``jax-jit`` dispatches one compiled step per batch; ``jax-scan`` runs the epoch's full batches in
 one compiled ``lax.scan`` and the partial last batch with the jitted step. Both compile the
 partial batch's shape during the warm-up epoch, so the timed epoch never recompiles.
+
+``--dtype bfloat16`` is mixed precision as JAX users write it (the algorithm of `fit`'s
+``dtype="bfloat16"``): the data and the parameters stay float32 on the device; the loss function
+casts the batch and the parameters to bfloat16, runs the layers in bfloat16 and casts the logits
+up to float32 for the log-softmax and the mean; ``value_and_grad`` carries the gradients back
+through the casts, so they arrive float32 and SGD updates the float32 parameters.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from ._common import (
     epoch_loss,
 )
 
-__all__ = ["CONTENDERS"]
+__all__ = ["CONTENDERS", "MIXED"]
+
+MIXED = ("bfloat16",)  # trained in mixed precision: float32 parameters, the layers in this dtype
 
 
 def _device(kind: str) -> Any:
@@ -38,12 +46,19 @@ def _device(kind: str) -> Any:
         raise Skip(f"jax has no {kind} device here: {exc}") from None
 
 
-def _make_step(lr: float) -> Callable:
-    """The jitted ``step(params, X, y, order, start, size) -> (params, loss)``."""
+def _make_step(lr: float, compute: Any = None) -> Callable:
+    """The jitted ``step(params, X, y, order, start, size) -> (params, loss)``.
+
+    ``compute`` (e.g. ``jnp.bfloat16``): the layers' dtype, the batch and the parameters cast to
+    it inside the loss (mixed precision, module docstring); None computes in the params' dtype.
+    """
     import jax
     import jax.numpy as jnp
 
     def loss_fn(params, x, y):
+        if compute is not None:
+            params = jax.tree.map(lambda p: p.astype(compute), params)
+            x = x.astype(compute)
         h = x
         for p in params[:-1]:
             h = jax.nn.relu(h @ p["W"] + p["b"])
@@ -63,6 +78,8 @@ def _make_step(lr: float) -> Callable:
 
 
 def _setup(w: Workload, s: ReferenceSettings) -> tuple[Any, ...]:
+    """``(device, X, y, params, compute)``: data and parameters on the device in the storage
+    dtype (float32 for a `MIXED` dtype), and the compute dtype for `_make_step` (or None)."""
     import jax
     import jax.numpy as jnp
 
@@ -71,7 +88,8 @@ def _setup(w: Workload, s: ReferenceSettings) -> tuple[Any, ...]:
         raise Skip("float64 needs jax_enable_x64; the benchmark runs float32 and bfloat16")
     if s.dtype == "float32":  # true float32 dots (no TF32 on GPUs), like every other contender
         jax.config.update("jax_default_matmul_precision", "highest")
-    dtype = jnp.dtype(s.dtype)
+    compute = jnp.dtype(s.dtype) if s.dtype in MIXED else None
+    dtype = jnp.dtype("float32" if compute is not None else s.dtype)
     X, y = make_data(w)
     Xd = jax.device_put(jnp.asarray(X, dtype), device)
     yd = jax.device_put(y.astype(np.int32), device)
@@ -79,7 +97,7 @@ def _setup(w: Workload, s: ReferenceSettings) -> tuple[Any, ...]:
         {k: jax.device_put(jnp.asarray(v, dtype), device) for k, v in p.items()}
         for p in initial_params(w, "float32")
     ]
-    return device, Xd, yd, params
+    return device, Xd, yd, params, compute
 
 
 def _trained(w, s, times, losses, params, device, meter) -> Trained:
@@ -104,8 +122,8 @@ def run_jax_jit(w: Workload, s: ReferenceSettings) -> Trained:
     import jax
     import jax.numpy as jnp
 
-    device, X, y, params = _setup(w, s)
-    _, step = _make_step(w.lr)
+    device, X, y, params, compute = _setup(w, s)
+    _, step = _make_step(w.lr, compute)
     times, losses, meter = [], [], CpuMeter()
     for order in epoch_orders(w, s.epochs):
         t0 = time.perf_counter()
@@ -127,8 +145,8 @@ def run_jax_scan(w: Workload, s: ReferenceSettings) -> Trained:
     import jax
     import jax.numpy as jnp
 
-    device, X, y, params = _setup(w, s)
-    raw_step, step = _make_step(w.lr)
+    device, X, y, params, compute = _setup(w, s)
+    raw_step, step = _make_step(w.lr, compute)
 
     def scan_epoch(params, X, y, idx_matrix):
         return jax.lax.scan(lambda p, idx: raw_step(p, X, y, idx), params, idx_matrix)

@@ -4,7 +4,7 @@
 (`backprop.training._mixed`): the data on the device, the master weights and SGD's update stay
 float32; each step casts the batch and the weights to bfloat16, runs the forward and backward
 passes in bfloat16, the loss and softmax in float32. The final weights handed back are the
-float32 master weights. (The references train in bfloat16 throughout; see the README.)
+float32 master weights. (The references train in the same mixed precision; see the README.)
 """
 
 from __future__ import annotations

@@ -1,11 +1,21 @@
 """PyTorch eager with autograd, as its tutorials write it: ``nn.Linear`` layers, ReLU,
 ``F.cross_entropy``, ``loss.backward()``, ``torch.optim.SGD`` and ``zero_grad(set_to_none=True)``;
 the data moved to the device once, each batch gathered there with ``index_select``. CUDA on
-``--device gpu``."""
+``--device gpu``.
+
+``--dtype bfloat16`` is automatic mixed precision as torch's AMP recipe writes it (the algorithm
+of `fit`'s ``dtype="bfloat16"``): the data, the parameters and SGD stay float32; the forward pass
+runs under ``torch.autocast(device_type, dtype=torch.bfloat16)``, which casts the batch and the
+weights to bfloat16 for each ``nn.Linear`` (ReLU follows in bfloat16), and the cross-entropy is
+computed in float32 from the logits cast up; ``backward()`` runs outside autocast and the
+gradients reach the float32 parameters through the casts. bfloat16 needs no ``GradScaler``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,7 +31,9 @@ from ._common import (
     epoch_loss,
 )
 
-__all__ = ["CONTENDERS"]
+__all__ = ["CONTENDERS", "MIXED"]
+
+MIXED = ("bfloat16",)  # trained under autocast: float32 parameters, the layers in this dtype
 
 
 def _device(kind: str) -> Any:
@@ -52,6 +64,17 @@ def _model(w: Workload, dtype: Any, device: Any) -> Any:
     return nn.Sequential(*layers)
 
 
+def _precision(dtype: str, device: Any) -> tuple[Any, Callable[[], Any]]:
+    """``(parameter dtype, context of the forward pass)``: a `MIXED` dtype keeps float32
+    parameters and computes under ``torch.autocast``; any other trains in ``dtype`` as is."""
+    import torch
+
+    if dtype not in MIXED:
+        return getattr(torch, dtype), contextlib.nullcontext
+    low = getattr(torch, dtype)
+    return torch.float32, lambda: torch.autocast(device.type, dtype=low)
+
+
 def _sync(device: Any) -> None:
     import torch
 
@@ -68,7 +91,7 @@ def run_torch_eager(w: Workload, s: ReferenceSettings) -> Trained:
     if s.dtype == "float32":  # true float32 matmuls (no TF32), like every other contender
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.set_float32_matmul_precision("highest")
-    dtype = getattr(torch, s.dtype)
+    dtype, autocast = _precision(s.dtype, device)
     X, y = make_data(w)
     Xd = torch.from_numpy(X).to(device=device, dtype=dtype)
     yd = torch.from_numpy(y).to(device)
@@ -82,8 +105,9 @@ def run_torch_eager(w: Workload, s: ReferenceSettings) -> Trained:
         epoch = []
         for sl in batch_slices(w):
             idx = order_d[sl]
-            logits = model(Xd.index_select(0, idx))
-            loss = F.cross_entropy(logits.float(), yd.index_select(0, idx))
+            with autocast():
+                logits = model(Xd.index_select(0, idx))
+                loss = F.cross_entropy(logits.float(), yd.index_select(0, idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
