@@ -126,6 +126,10 @@ class EnsembleRun(Run):
         """Which members train in the next epoch."""
         return [s is None for s in self.member_stop]
 
+    def initial_schedule_state(self) -> dict[str, Any]:
+        """One schedule state per member: ``{"members": [schedule.init()] * K}``."""
+        return _ensemble_host.member_states(self.schedule, self.model.members)
+
     def stop_member(self, k: int, epoch: int, reason: str) -> None:
         """Freeze member ``k``: its history ends at ``epoch``; training ends with the last."""
         stops = list(self.member_stop)

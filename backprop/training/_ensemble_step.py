@@ -9,7 +9,15 @@ device; one batched `Ensemble.loss_and_grad` (losses (K,)) and one optimizer upd
 with 1.0 where a member trains and 0.0 where it is frozen: a frozen member's parameters and
 optimizer state stay as they were (``where(active, new, old)`` on every leaf stacked by member;
 shared state such as Adam's step count moves on). The sweep values are traced arrays, so a new
-sweep does not recompile; the compile key is the `Ensemble` (K and the model) and the optimizer.
+sweep does not recompile; the compile key is the `Ensemble` (K and the model), the optimizer
+and the compute dtype.
+
+Mixed precision (``compute`` "bfloat16" or "float16", `backprop.training._mixed`): float32
+master weights, optimizer state and data; each step casts them down, runs the members'
+batched forward and backward in ``compute``, the losses and output signal in float32 and
+updates the float32 weights, exactly as one model's mixed step does for each member. float16:
+the optimizer is a `_mixed.LossScale` with ``members=K``, one loss scale per member (a member
+whose gradients overflow skips its own update and halves its own scale).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from array_api_compat import array_namespace
 
 from ..nn.ensemble import Ensemble
 from ..tree import tree_leaves, tree_map
+from ._mixed import LossScale, ensemble_loss_and_grad
 from .evaluation import CHUNK_ROWS
 from .metrics import get_metric
 from .step import _compiled
@@ -56,13 +65,28 @@ def select(active: Any, new: Any, old: Any, members: int) -> Any:
     return tree_map(pick, new, old)
 
 
-def _pure_step(ens: Ensemble, optimizer: Any, be: Any) -> Callable:
+def _grads(ens: Ensemble, compute: str | None, scaled: bool) -> Callable:
+    """``(params, state, x, y, w, masks, alpha) -> (losses (K,), grads)``: the float32 or
+    float64 `Ensemble.loss_and_grad`, or its mixed-precision twin (`_mixed`; ``scaled``: the
+    per-member loss scales are in ``state``)."""
+    if compute is None:
+        return lambda params, state, *args: ens.loss_and_grad(params, *args)
+
+    def grads(params, state, x, y, w, masks, alpha):
+        scale = LossScale.scale(state) if scaled else None
+        return ensemble_loss_and_grad(ens, params, x, y, compute, w, masks, alpha, scale)
+
+    return grads
+
+
+def _pure_step(ens: Ensemble, optimizer: Any, be: Any, compute: str | None = None) -> Callable:
     k = ens.members
+    loss_and_grad = _grads(ens, compute, isinstance(optimizer, LossScale))
 
     def step(params, state, x, y, w, idx, lr, masks, alpha, active):
         wb = None if w is None else _rows(be, w, idx)
-        losses, grads = ens.loss_and_grad(
-            params, _rows(be, x, idx), _rows(be, y, idx), wb, masks, alpha
+        losses, grads = loss_and_grad(
+            params, state, _rows(be, x, idx), _rows(be, y, idx), wb, masks, alpha
         )
         new_params, new_state = optimizer.update(params, grads, state, lr, members=k)
         if active is not None:
@@ -73,19 +97,33 @@ def _pure_step(ens: Ensemble, optimizer: Any, be: Any) -> Callable:
     return step
 
 
-def make_ensemble_step(ens: Ensemble, optimizer: Any, be: Any) -> Callable:
-    """The step (module docstring), compiled, cached and donating ``params`` and ``state``."""
-    step = _pure_step(ens, optimizer, be)
+def _kind(name: str, compute: str | None) -> str:
+    """The cache kind: ``name``, with the compute dtype of mixed precision ("ensemble_step",
+    "ensemble_step[bfloat16]"): a float32 and a bfloat16 step are two programs."""
+    return name if compute is None else f"{name}[{compute}]"
+
+
+def make_ensemble_step(
+    ens: Ensemble, optimizer: Any, be: Any, compute: str | None = None
+) -> Callable:
+    """The step (module docstring), compiled, cached and donating ``params`` and ``state``;
+    ``compute``: None, or "bfloat16"/"float16" for mixed precision (part of the cache key: a
+    float32 and a bfloat16 step of the same ensemble and optimizer are two programs)."""
+    step = _pure_step(ens, optimizer, be, compute)
     return _compiled(
-        "ensemble_step", ens, optimizer, be, lambda: be.compile(step, donate_argnums=(0, 1))
-    )
+        _kind("ensemble_step", compute), ens, optimizer, be,
+        lambda: be.compile(step, donate_argnums=(0, 1)),
+    )  # fmt: skip
 
 
-def make_ensemble_epoch(ens: Ensemble, optimizer: Any, be: Any) -> Callable:
+def make_ensemble_epoch(
+    ens: Ensemble, optimizer: Any, be: Any, compute: str | None = None
+) -> Callable:
     """``(params, state, x, y, w, order, lrs, alpha, active) -> (params, state, losses)``:
     ``order`` (S, B) or (S, K, B), ``lrs`` (S, K), ``losses`` (S, K); the steps through
-    ``backend.scan`` (one ``jax.lax.scan`` on JAX), each the same step as `make_ensemble_step`."""
-    step = _pure_step(ens, optimizer, be)
+    ``backend.scan`` (one ``jax.lax.scan`` on JAX), each the same step as `make_ensemble_step`
+    (``compute`` likewise)."""
+    step = _pure_step(ens, optimizer, be, compute)
 
     def epoch(params, state, x, y, w, order, lrs, alpha, active):
         def body(carry, row):
@@ -97,8 +135,9 @@ def make_ensemble_epoch(ens: Ensemble, optimizer: Any, be: Any) -> Callable:
         return params, state, losses
 
     return _compiled(
-        "ensemble_epoch", ens, optimizer, be, lambda: be.compile(epoch, donate_argnums=(0, 1))
-    )
+        _kind("ensemble_epoch", compute), ens, optimizer, be,
+        lambda: be.compile(epoch, donate_argnums=(0, 1)),
+    )  # fmt: skip
 
 
 def ensemble_columns(settings: dict[str, Any], validation: bool) -> list[str]:
@@ -125,8 +164,14 @@ def forward_all(ens: Ensemble, params: Any, x: Any) -> tuple[Any, Any]:
 def member_scores(ens, params, x, y, metric, threshold, alpha=None, weights=None) -> dict:
     """``{"loss": (K,), metric: (K,)}``: each member's loss (with its L2 penalty) and metric
     on all of ``x``, ``y``, as `evaluation.evaluate_arrays` gives one model's."""
-    xp = array_namespace(x)
     z, a = forward_all(ens, params, x)
+    return scores_from_outputs(ens, params, z, a, y, metric, threshold, alpha, weights)
+
+
+def scores_from_outputs(ens, params, z, a, y, metric, threshold, alpha=None, weights=None) -> dict:
+    """`member_scores` from outputs already computed: ``z``, ``a`` (K, N, n_out), ``y`` (N,
+    n_out), ``weights`` (N,) on the backend or None, ``alpha`` as there."""
+    xp = array_namespace(a)
     w = None if weights is None else xp.reshape(weights, (-1, 1))
     alpha = ens._alpha(xp, alpha, next(tree_leaves(params)))
     out = {"loss": ens.model._loss_value(xp, params, z, a, y, w, alpha, per_model=True)}

@@ -160,7 +160,7 @@ def fit(
     """
     if wants_ensemble(model, ensemble, sweep, member_order):
         if isinstance(dtype, str) and dtype in _mixed.COMPUTE_DTYPES:
-            _mixed.check_compute_dtype(backends.as_backend(backend), dtype, ensemble=True)
+            _mixed.check_compute_dtype(backends.as_backend(backend), dtype)
         kwargs = {k: v for k, v in locals().items() if k not in ("model", "X", "Y")}
         return fit_ensemble(model, X, Y, **kwargs)
     be = backends.as_backend(backend)
