@@ -296,20 +296,12 @@ def test_predict_evaluate_and_summary():
         ({"sweep": {"weight_decay": [0.1, 0.2]}}, "use AdamW"),
         ({"member_order": "own"}, "member_order must be one of"),
         ({"member_order": "member"}, "applies to ensembles"),
-        ({"ensemble": 2, "schedule": "reduce_on_plateau"}, "own state per member"),
         ({"ensemble": 2, "diagnostics": True}, "diagnostics=True is not supported"),
     ],
 )
 def test_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         bp.fit(_model(), X, LABELS, epochs=1, verbose=0, **kwargs)
-
-
-def test_data_sources_are_refused(tmp_path):
-    np.save(tmp_path / "x.npy", X)
-    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
-    with pytest.raises(ValueError, match="need the data in memory"):
-        bp.fit(_model(), mapped, LABELS, ensemble=2, epochs=1, verbose=0)
 
 
 def test_jax_compiled_epoch_reuses_the_step_for_another_sweep():

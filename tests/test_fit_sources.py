@@ -280,12 +280,19 @@ def test_evaluate_and_predict_read_sources_in_chunks(files, backend):
     params = model.init(seed=0, backend=backend, dtype="float64")
     mm = (_mm(files, "x.npy"), _mm(files, "y.npy"))
     want = bp.evaluate(model, params, X, y)
-    assert bp.evaluate(model, params, *mm) == want
+    if backend.compiles:  # JAX: the source path's forward is compiled, the in-memory one eager,
+        got = bp.evaluate(model, params, *mm)  # and compiled code runs without YNNPACK fusions
+        np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=4 * 2**-52)
+    else:
+        assert bp.evaluate(model, params, *mm) == want
     stream = [(X[i : i + 128], y[i : i + 128]) for i in range(0, N, 128)]
     got = bp.evaluate(model, params, stream)
     np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-12)
     result = bp.fit(model, X, y, backend=backend, epochs=1, verbose=0)
-    np.testing.assert_array_equal(result.predict(mm[0]), result.predict(X))
+    if backend.compiles:  # compiled chunks vs one eager pass: float32 within a few ulps
+        np.testing.assert_allclose(result.predict(mm[0]), result.predict(X), rtol=8 * 2**-23)
+    else:
+        np.testing.assert_array_equal(result.predict(mm[0]), result.predict(X))
 
 
 _RSS_SCRIPT = r"""

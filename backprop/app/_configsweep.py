@@ -135,22 +135,6 @@ def _unsupported(s: dict[str, Any], clean: set[str], problems: list[str]) -> Non
             f"[training] diagnostics = true does not work with {what} (one gradient-flow table "
             "per model); remove diagnostics, or train one member alone"
         )
-    schedule = s["optimizer"].schedule if "optimizer" in clean else None
-    try:
-        monitor = schedule.build().monitor if schedule is not None else None
-    except (ValueError, TypeError):  # reported by the schedule's own checks
-        monitor = None
-    if monitor:
-        problems.append(
-            f"[optimizer.schedule] name = {schedule.name!r} watches {monitor!r}, which would need "
-            f"its own state per member; with {what} use a schedule without a monitor "
-            f"({', '.join(_unwatched())})"
-        )
-    if "data" in clean and s["data"].name == "npy":
-        problems.append(
-            f"[data] name = 'npy' reads the rows memory-mapped, and {what} needs them in "
-            "memory; save them as an npz file (name = 'npz') or train the members one by one"
-        )
 
 
 def _sweep_problem(
@@ -188,12 +172,6 @@ def _sweep_problem(
     elif key in MODEL_KEYS and any(v < 0 for v in value):
         problems.append(f"[sweep] {key}: expected numbers >= 0, received {value!r}")
     return "problem" if len(problems) > before else None
-
-
-def _unwatched() -> list[str]:
-    from ..training.schedules import SCHEDULES
-
-    return [n for n in SCHEDULES.names() if not SCHEDULES.get(n).monitor]
 
 
 def _values_problem(sweep: SweepConfig, optimizer: Any, problems: list[str]) -> None:

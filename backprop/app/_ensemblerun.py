@@ -18,9 +18,10 @@ import backends
 from ..nn.ensemble import Ensemble
 from ..nn.model import build_model, dtype_name
 from ..nn.sequential import first_leaf
-from ..training._ensemble_result import evaluate_members
+from ..training._ensemble_result import evaluate_members, evaluate_members_source
 from ..training._ensemble_step import member_scores
 from ..training._fitdata import host_xy, move_x
+from ..training._sourcedata import as_source, is_source
 from ..training.evaluation import resolve_metric
 
 __all__ = [
@@ -74,19 +75,25 @@ def _values(values: list[float]) -> str:
 def score_members(
     model: Any, params: Any, k: int, X: Any, Y: Any, metric: str | None, alpha: Any = None
 ) -> Scores:
-    """The ensemble mean's and each member's loss and metric on host rows ``(X, Y)``, on the
-    parameters' backend; ``alpha``: the members' L2 alphas (a sweep), else the model's."""
-    be = backends.backend_of(first_leaf(params))
-    x_host, y_host = host_xy(model, X, Y)
-    dtype = dtype_name(params)
-    x, y = move_x(be, x_host, dtype, model), be.asarray(y_host, dtype)
+    """The ensemble mean's and each member's loss and metric on host rows ``(X, Y)`` (or rows
+    of a data source, e.g. the ``npy`` dataset's memory-mapped features, read in chunks), on
+    the parameters' backend; ``alpha``: the members' L2 alphas (a sweep), else the model's."""
     ens = Ensemble(model, k)
     name, threshold = resolve_metric(model, metric)
-    values = evaluate_members(ens, params, x, y, name, threshold)
-    per = values.pop("members")
-    if alpha is not None:  # each member's loss with its own L2 alpha
-        own = member_scores(ens, params, x, y, None, None, alpha=list(alpha))["loss"]
-        per["loss"] = [float(v) for v in be.to_numpy(own).tolist()]
+    if is_source(X, Y):
+        alphas = None if alpha is None else list(alpha)
+        values = evaluate_members_source(ens, params, as_source(X, Y), name, threshold, alphas)
+        per = values.pop("members")
+    else:
+        be = backends.backend_of(first_leaf(params))
+        x_host, y_host = host_xy(model, X, Y)
+        dtype = dtype_name(params)
+        x, y = move_x(be, x_host, dtype, model), be.asarray(y_host, dtype)
+        values = evaluate_members(ens, params, x, y, name, threshold)
+        per = values.pop("members")
+        if alpha is not None:  # each member's loss with its own L2 alpha
+            own = member_scores(ens, params, x, y, None, None, alpha=list(alpha))["loss"]
+            per["loss"] = [float(v) for v in be.to_numpy(own).tolist()]
     scores = Scores(values)
     scores.members = [{c: per[c][i] for c in per} for i in range(k)]
     return scores

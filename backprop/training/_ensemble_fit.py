@@ -16,8 +16,12 @@ single matmuls sum in other orders (float64 about 1e-15, float32 a few ulps per 
 rate, which the schedule scales as usual), "alpha" (the model's L2 alpha), "weight_decay"
 (AdamW). The lr and alpha values are traced arrays (a new sweep reuses the compiled step);
 AdamW's weight decay is part of the optimizer (a new weight-decay sweep compiles again on JAX).
-Not with ensembles: data sources (memory-mapped arrays, Datasets, loaders), ``diagnostics``,
-schedules that watch a column (ReduceOnPlateau); each is refused with the reason.
+Data sources (memory-mapped arrays, RowSources, Datasets, iterables of batches) train as for
+one model, one read of the rows for all members (`_ensemble_stream.EnsembleSourceLoop`).
+A schedule keeps one state per member (`_ensemble_host.member_states`); one that watches a
+column (ReduceOnPlateau) watches member k's own (``"val_loss[k]"``) with member k's base rate,
+so member k's rates are those of its single fit; when it asks to stop, only member k stops.
+Not with ensembles: ``diagnostics`` (refused with the reason).
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ import backends
 
 from ..nn.ensemble import Ensemble
 from ..nn.sequential import Sequential, float_dtype_name
-from . import _divergence
+from . import _divergence, _mixed
 from ._ensemble_loop import EnsembleLoop
 from ._ensemble_run import EnsembleRun, RunEnsemble
+from ._ensemble_stream import EnsembleSourceLoop
 from ._fitdata import (
     check_compile_epoch,
     check_devices,
@@ -42,7 +47,7 @@ from ._fitdata import (
     move_opt_state,
     prepare_data,
 )
-from ._sourcedata import is_source
+from ._sourcedata import is_source, prepare_source
 from .evaluation import resolve_metric
 from .optimizers import Adam, get_optimizer
 from .schedules import get_schedule
@@ -172,21 +177,11 @@ def sweep_optimizer(optimizer: Any, sweep: dict, k: int) -> tuple[Any, list[floa
     return optimizer, rates, dataclasses.replace(optimizer, lr=1.0)
 
 
-def _refuse_unsupported(X: Any, Y: Any, schedule: Any, diagnostics: bool) -> None:
-    if is_source(X, Y):
+def _refuse_unsupported(X: Any, Y: Any, diagnostics: bool) -> None:
+    if Y is None and not is_source(X, Y):
         raise ValueError(
-            "fit: ensemble=/sweep= need the data in memory (NumPy arrays or lists); data sources "
-            "(memory-mapped arrays, Datasets, batch loaders) are not supported for ensembles "
-            "yet: load the rows with np.asarray(X), or fit the members one by one"
-        )
-    if Y is None:
-        raise ValueError("fit: Y (the targets) is missing; pass fit(model, X, Y, ensemble=K)")
-    if schedule.monitor:
-        raise ValueError(
-            f"fit: the schedule {schedule.name!r} watches {schedule.monitor!r} and would need "
-            "its own state per member; with ensemble=/sweep= use a schedule without a monitor "
-            "(constant, step, exponential, cosine, invscaling), or fit "
-            "the members one by one"
+            "fit: Y (the targets) is missing; pass fit(model, X, Y, ensemble=K), or a data "
+            "source as X (a Dataset, or an iterable of (x, y) batches) with Y None"
         )
     if diagnostics:
         raise ValueError(
@@ -202,16 +197,19 @@ def fit_ensemble(model: Any, X: Any, Y: Any, **kw: Any) -> Any:
     optimizer = get_optimizer(Adam() if kw["optimizer"] is None else kw["optimizer"])
     optimizer, base_lrs, step_optimizer = sweep_optimizer(optimizer, sweep, k)
     schedule = get_schedule(kw["schedule"])
-    _refuse_unsupported(X, Y, schedule, kw["diagnostics"])
+    _refuse_unsupported(X, Y, kw["diagnostics"])
     epochs, batch_size, seed = check_fit_args(
         kw["epochs"], kw["batch_size"], kw["seed"], kw["validation_split"],
         kw["validation_data"], kw["params"], kw["resume"], kw["opt_state"],
     )  # fmt: skip
-    dtype = float_dtype_name(kw["dtype"])
+    dtype = float_dtype_name(kw["dtype"])  # bfloat16/float16: float32 master weights
+    compute, dtype, (optimizer, step_optimizer) = _mixed.ensemble_precision(
+        dtype, k, optimizer, step_optimizer
+    )
     check_compile_epoch(kw["compile_epoch"], model)
     stratify = kw["stratify"]
     settings = dict(
-        dtype=dtype, epochs=epochs, batch_size=batch_size, seed=seed,
+        dtype=dtype, compute_dtype=compute, epochs=epochs, batch_size=batch_size, seed=seed,
         shuffle=bool(kw["shuffle"]), validation_split=float(kw["validation_split"]),
         stratify=bool(model.task == "classification" if stratify is None else stratify),
         train_metrics=kw["train_metrics"], diagnostics=False,
@@ -220,8 +218,15 @@ def fit_ensemble(model: Any, X: Any, Y: Any, **kw: Any) -> Any:
     )  # fmt: skip
     settings["metric"], settings["threshold"] = resolve_metric(model, kw["metric"])
     weighting = (kw["validation_data"], kw["class_weight"], kw["sample_weight"])
-    data = prepare_data(model, X, Y, be, settings, *weighting)
-    check_devices(be, batch_size, data.n)
+    loop_type: type[EnsembleLoop] = EnsembleLoop
+    if is_source(X, Y):
+        data: Any = prepare_source(model, X, Y, be, settings, *weighting)
+        settings["train_metrics"] = settings["train_metrics"] and data.indexable  # one pass
+        loop_type = EnsembleSourceLoop
+    else:
+        data = prepare_data(model, X, Y, be, settings, *weighting)
+    if data.n is not None:
+        check_devices(be, batch_size, data.n)
     ens = RunEnsemble(model, k)
     run = EnsembleRun(
         ens, be, optimizer, schedule, settings, kw["callbacks"], sweep, kw["member_order"]
@@ -241,7 +246,7 @@ def fit_ensemble(model: Any, X: Any, Y: Any, **kw: Any) -> Any:
             if state is None
             else move_opt_state(optimizer, run.params, state, be, dtype)
         )
-    loop = EnsembleLoop(
+    loop = loop_type(
         run, data, kw["log_every"], kw["compile_epoch"], given is not None, base_lrs,
         step_optimizer,
     )  # fmt: skip

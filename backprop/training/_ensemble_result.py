@@ -1,5 +1,7 @@
 """What an ensemble `fit` returns (`EnsembleResult`), its summary line, and `evaluate` on
-stacked parameters (`evaluate_members`)."""
+stacked parameters: in memory (`evaluate_members`) or on a data source read in chunks
+(`evaluate_members_source`, `member_source_scores`: one read of the rows for all members;
+the members' outputs (K, N, n_out) are kept on the device, never the inputs)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,22 @@ from ..nn.ensemble import Ensemble
 from ..nn.model import dtype_name
 from ..nn.sequential import first_leaf, is_activation
 from . import _progress
-from ._ensemble_step import member_scores
+from ._ensemble_step import member_scores, scores_from_outputs
 from ._monitor import mode_for
 from ._result import FitResult
+from ._sourcedata import DeviceData, is_row_source, predict_source, source_outputs
 from .history import History
 from .metrics import get_metric
+from .step import _compiled
 
-__all__ = ["EnsembleResult", "ensemble_summary", "evaluate_members", "stacked_model"]
+__all__ = [
+    "EnsembleResult",
+    "ensemble_summary",
+    "evaluate_members",
+    "evaluate_members_source",
+    "member_source_scores",
+    "stacked_model",
+]
 
 # the columns one member's history has, besides its own "loss", metric and "val_*" columns
 _SHARED = ("time", "samples_per_s")
@@ -43,7 +54,8 @@ class EnsembleResult(FitResult):
     - ``best_member``: the member with the best ``monitor`` value (early stopping's monitor,
       else "val_loss" with validation data, else "loss") at the epoch its parameters are from;
     - ``predict(X)``: the ensemble's prediction, the members' outputs averaged (N, n_out) (for
-      classifiers the mean of the probabilities); ``predict_members(X)``: (K, N, n_out).
+      classifiers the mean of the probabilities); ``predict_members(X)``: (K, N, n_out); for
+      a memory-mapped ``X`` or a `RowSource`, computed in chunks of rows.
     """
 
     ensemble: Any = None
@@ -102,11 +114,17 @@ class EnsembleResult(FitResult):
 
     def predict_members(self, X: Any) -> Any:
         """Every member's outputs for host inputs ``X`` (N, n_in): NumPy (K, N, n_out)."""
+        if is_row_source(X):
+            forward = ensemble_forward(self.ensemble, self.backend)
+            return predict_source(self.model, self.params, X, forward=forward)
         x = self.backend.asarray(X, dtype_name(self.params))
         return self.backend.to_numpy(self.ensemble.predict(self.params, x))
 
     def predict(self, X: Any) -> Any:
         """The ensemble's prediction: the members' outputs averaged, NumPy (N, n_out)."""
+        if is_row_source(X):
+            forward = ensemble_forward(self.ensemble, self.backend, mean=True)
+            return predict_source(self.model, self.params, X, forward=forward)
         x = self.backend.asarray(X, dtype_name(self.params))
         return self.backend.to_numpy(self.ensemble.predict_mean(self.params, x))
 
@@ -136,9 +154,29 @@ def evaluate_members(ens: Ensemble, params: Any, X: Any, Y: Any, metric, thresho
     weights; probabilities of sigmoid/softmax outputs clipped to [tiny, 1 - eps] before the logs);
     ``"members"`` each member's loss (with its L2 term, as `evaluate` of that member alone)
     and metric. X (N, ...), Y (N, n_out): arrays of the parameters' backend and dtype."""
-    xp, model = array_namespace(X), ens.model
     own = member_scores(ens, params, X, Y, metric, threshold)
-    a = xp.mean(ens.predict(params, X), axis=0)
+    return _with_mean(
+        ens, own, array_namespace(X).mean(ens.predict(params, X), axis=0), Y, metric, threshold
+    )
+
+
+def evaluate_members_source(
+    ens: Ensemble, params: Any, data: Any, metric, threshold, alpha: Any = None
+) -> dict:
+    """`evaluate_members` on a `Dataset` or `BatchStream` (`_sourcedata.as_source`), read once
+    in chunks for all members: the same numbers as the same rows in memory. ``alpha``: the
+    members' L2 alphas (a sweep's list) for their own losses, else the model's."""
+    z, a, Y = source_outputs(
+        ens.model, params, data, forward=ensemble_forward(ens, _backend(params))
+    )
+    own = scores_from_outputs(ens, params, z, a, Y, metric, threshold, alpha)
+    return _with_mean(ens, own, array_namespace(a).mean(a, axis=0), Y, metric, threshold)
+
+
+def _with_mean(ens: Ensemble, own: dict, a: Any, Y: Any, metric, threshold) -> dict:
+    """The report of `evaluate_members`: the scores of the mean output ``a`` (N, n_out) and
+    the members' own scores ``own`` ({name: (K,)}), as host floats."""
+    xp, model = array_namespace(a), ens.model
     if any(is_activation(model.output_activation, n) for n in ("sigmoid", "softmax")):
         info = xp.finfo(a.dtype)
         a = xp.clip(a, float(info.smallest_normal), 1.0 - float(info.eps))
@@ -151,6 +189,39 @@ def evaluate_members(ens: Ensemble, params: Any, X: Any, Y: Any, metric, thresho
     k, rest = ens.members, host[len(mean) :]
     out["members"] = {name: rest[i * k : (i + 1) * k] for i, name in enumerate(own)}
     return out
+
+
+def ensemble_forward(ens: Ensemble, be: Any, mean: bool = False) -> Any:
+    """``(params, x) -> (z, a)``, every member's (K, N, n_out) each, or with ``mean`` ``(None,
+    the members' a averaged (N, n_out))``: compiled, cached per ensemble and backend."""
+    xp = be.xp
+
+    def forward(params: Any, x: Any) -> tuple[Any, Any]:
+        z, a, _ = ens.model._forward(xp, params, x)
+        return (None, xp.mean(a, axis=0)) if mean else (z, a)
+
+    return _compiled(("ensemble_forward", mean), ens, None, be, lambda: be.compile(forward))
+
+
+def member_source_scores(
+    ens, params, data, metric, threshold, alpha=None, weights=None, rows=None
+) -> dict:
+    """``{"loss": (K,), metric: (K,)}`` on the backend: each member's loss (with its L2 term)
+    and metric on the first ``rows`` rows (default all) of ``data`` (a `Dataset`, one pass of a
+    `BatchStream`, or `DeviceData`), read once for all members; ``weights``: host (N,) or None.
+    The numbers `member_scores` gives for the same rows in memory (the same chunks)."""
+    if isinstance(data, DeviceData):
+        return member_scores(ens, params, data.x, data.y, metric, threshold, alpha)
+    be = _backend(params)
+    z, a, y = source_outputs(ens.model, params, data, rows, forward=ensemble_forward(ens, be))
+    w = None if weights is None else be.asarray(weights[: y.shape[0]], dtype_name(params))
+    return scores_from_outputs(ens, params, z, a, y, metric, threshold, alpha, w)
+
+
+def _backend(params: Any) -> Any:
+    import backends
+
+    return backends.backend_of(first_leaf(params))
 
 
 def stacked_model(model: Any, params: Any) -> tuple[Any, Ensemble | None]:

@@ -48,6 +48,7 @@ __all__ = [
     "move_batch",
     "predict_source",
     "prepare_source",
+    "source_outputs",
 ]
 
 
@@ -288,9 +289,33 @@ def evaluate_source(
     ``weights``: host per-row loss weights (N,) or None."""
     if isinstance(data, DeviceData):
         return evaluate_arrays(model, params, data.x, data.y, metric, threshold)
+    z, a, Y = source_outputs(model, params, data, rows, chunk_rows)
     be = backends.backend_of(first_leaf(params))
     xp, dtype = be.xp, dtype_name(params)
-    forward = _forward_fn(model, be)
+    w = None if weights is None else be.asarray(weights[: Y.shape[0]], dtype)
+    w = None if w is None else xp.reshape(w, (-1, 1))
+    out = {"loss": model._loss_value(xp, params, z, a, Y, w)}
+    if metric is not None:
+        out[metric] = get_metric(metric)(xp, a, Y, threshold=threshold)
+    return out
+
+
+def source_outputs(
+    model: Sequential,
+    params: Any,
+    data: Any,
+    rows: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    forward: Any = None,
+) -> tuple[Any, Any, Any]:
+    """``(z, a, Y)`` on the backend: the outputs of ``forward(params, x) -> (z, a)`` (default:
+    the model's compiled forward pass) on the first ``rows`` rows (default all) of the
+    `Dataset` ``data`` (or one pass of a `BatchStream`), read in chunks one ahead and joined
+    along the rows axis (-2: (N, n_out), or (K, N, n_out) for an ensemble's stacked
+    parameters); ``Y`` (N, n_out) the prepared targets. The inputs are never all held."""
+    be = backends.backend_of(first_leaf(params))
+    xp, dtype = be.xp, dtype_name(params)
+    forward = _forward_fn(model, be) if forward is None else forward
     zs, outs, ys = [], [], []
     if isinstance(data, sources.BatchStream):
         items, counter = data.epoch(0), iter(range(1, 1 << 62))
@@ -311,13 +336,8 @@ def evaluate_source(
             zs.append(z), outs.append(a), ys.append(y)
     if not zs:
         raise DataError(f"{data!r} has no rows to evaluate on")
-    z, a, Y = (xp.concat(v, axis=0) if len(v) > 1 else v[0] for v in (zs, outs, ys))
-    w = None if weights is None else be.asarray(weights[: Y.shape[0]], dtype)
-    w = None if w is None else xp.reshape(w, (-1, 1))
-    out = {"loss": model._loss_value(xp, params, z, a, Y, w)}
-    if metric is not None:
-        out[metric] = get_metric(metric)(xp, a, Y, threshold=threshold)
-    return out
+    z, a = (xp.concat(v, axis=-2) if len(v) > 1 else v[0] for v in (zs, outs))
+    return z, a, (xp.concat(ys, axis=0) if len(ys) > 1 else ys[0])
 
 
 def is_row_source(X: Any) -> bool:
@@ -325,9 +345,13 @@ def is_row_source(X: Any) -> bool:
     return isinstance(X, np.memmap) or sources._is_rows(X)
 
 
-def predict_source(model: Sequential, params: Any, X: Any, chunk_rows: int = CHUNK_ROWS) -> Any:
+def predict_source(
+    model: Sequential, params: Any, X: Any, chunk_rows: int = CHUNK_ROWS, forward: Any = None
+) -> Any:
     """Outputs (N, n_out) as a host NumPy array for the inputs of a row source ``X`` (a
-    memmap, a `RowSource`), computed in chunks: the inputs are never all in memory."""
+    memmap, a `RowSource`), computed in chunks: the inputs are never all in memory.
+    ``forward``: ``(params, x) -> (z, a)`` instead of the model's (an ensemble's: its
+    ``a`` (K, N, n_out), joined along the rows axis -2)."""
     be = backends.backend_of(first_leaf(params))
     rows = sources._as_rows(X, "X")
     if tuple(rows.shape[1:]) != tuple(model.input_shape):
@@ -335,7 +359,7 @@ def predict_source(model: Sequential, params: Any, X: Any, chunk_rows: int = CHU
             f"X has rows of shape {tuple(rows.shape[1:])}, the model takes "
             f"{tuple(model.input_shape)}; pass inputs of that shape"
         )
-    forward = _forward_fn(model, be)
+    forward = _forward_fn(model, be) if forward is None else forward
     x_kind = "int32" if model.input_kind == "int" else dtype_name(params)
 
     def produce(idx):
@@ -345,7 +369,7 @@ def predict_source(model: Sequential, params: Any, X: Any, chunk_rows: int = CHU
     with sources.Prefetcher(produce, _chunks(len(rows), chunk_rows), depth=1) as chunks:
         for x in chunks:
             out.append(be.to_numpy(forward(params, x)[1]))
-    return np.concatenate(out, axis=0)
+    return np.concatenate(out, axis=-2)
 
 
 def _where(data: Any, idx: np.ndarray) -> str:

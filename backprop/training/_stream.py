@@ -39,10 +39,22 @@ from ._sourcedata import evaluate_source, move_batch
 from .evaluation import evaluate_arrays
 from .step import make_host_batch_step
 
-__all__ = ["REFERENCE_ROWS", "SourceLoop"]
+__all__ = ["PREFETCH_DEPTH", "REFERENCE_ROWS", "SourceLoop", "warn_unreplayable"]
 
 PREFETCH_DEPTH = 2
 REFERENCE_ROWS = 65536  # rows of an indexable source the divergence reference is computed on
+
+
+def warn_unreplayable(data: Any, epoch: int, stacklevel: int) -> None:
+    """Warn when a run resumes (``epoch`` > 0) on a stream whose batches fit cannot replay."""
+    if not data.indexable and epoch and not data.train.reproducible:
+        warnings.warn(
+            f"fit resumes at epoch {epoch} from {data.train!r}: its batches are not "
+            "fit's to replay (a DataLoader shuffles on its own), so the rest of the run "
+            "will not be the one that was interrupted; pass a function epoch -> batches to "
+            "make the resumed run repeat it exactly",
+            stacklevel=stacklevel,
+        )
 
 
 class SourceLoop(_Loop):
@@ -64,14 +76,7 @@ class SourceLoop(_Loop):
         if s["diagnostics"] and data.indexable:
             rows = _host.arange(min(DIAGNOSTIC_ROWS, data.n))
             self.diag = self._move(data.train.rows(rows), "diagnostic rows")[:2]
-        if not data.indexable and run.epoch and not data.train.reproducible:
-            warnings.warn(
-                f"fit resumes at epoch {run.epoch} from {data.train!r}: its batches are not "
-                "fit's to replay (a DataLoader shuffles on its own), so the rest of the run "
-                "will not be the one that was interrupted; pass a function epoch -> batches to "
-                "make the resumed run repeat it exactly",
-                stacklevel=4,
-            )
+        warn_unreplayable(data, run.epoch, stacklevel=5)
 
     def _move(
         self, batch: tuple, where: str, n_rows: int | None = None, checked: bool = False

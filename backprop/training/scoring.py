@@ -10,7 +10,7 @@ import backends
 
 from ..nn.model import dtype_name
 from ..nn.sequential import first_leaf
-from ._ensemble_result import evaluate_members, stacked_model
+from ._ensemble_result import evaluate_members, evaluate_members_source, stacked_model
 from ._fitdata import host_xy, move_x
 from ._sourcedata import as_source, evaluate_source, is_source
 from .evaluation import evaluate_arrays, resolve_metric
@@ -38,7 +38,8 @@ def evaluate(
     An ensemble (a `bp.Ensemble`, or the model with stacked parameters, e.g. an
     `EnsembleResult`'s): ``{"loss": L, metric: M, "members": {"loss": [K floats], metric: [K
     floats]}}``, L and M of the members' averaged outputs (no L2 term), the lists each
-    member's own values (in-memory data only; see `_ensemble_result.evaluate_members`).
+    member's own values (see `_ensemble_result.evaluate_members`; on a data source, one read of
+    the rows for all members, `evaluate_members_source`).
     """
     model, ensemble = stacked_model(model, params)
     name, threshold = resolve_metric(model, metric)
@@ -47,10 +48,7 @@ def evaluate(
     dtype = dtype_name(params)
     if is_source(X, Y):
         if ensemble is not None:
-            raise ValueError(
-                "evaluate: an ensemble's stacked parameters are scored on in-memory data (NumPy "
-                "arrays or lists), not on a data source; load the rows with np.asarray(X)"
-            )
+            return evaluate_members_source(ensemble, params, as_source(X, Y), name, threshold)
         values = evaluate_source(model, params, as_source(X, Y), name, threshold)
     else:
         if _is_host(X):
