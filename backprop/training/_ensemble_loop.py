@@ -1,9 +1,11 @@
-"""The epoch loop of an ensemble `fit`: K members, one compiled step per batch for all.
+"""The epoch loop of an ensemble `fit`: K members, one compiled step per batch for all (on
+data sources: `_ensemble_stream.EnsembleSourceLoop`, which extends it).
 
 Like the single-model `_Loop` (one host permutation per epoch moved once, rows gathered on
 the device, the compiled epoch on JAX, one host<->device sync per epoch), with per member:
 
-- learning rates (S, K) from each member's base rate (the sweep) through the schedule;
+- learning rates (S, K) from each member's base rate (the sweep) and its own schedule state
+  (a plateau schedule watches the member's own column, `_after_epoch`);
 - dropout masks from each member's generator (`_ensemble_host`);
 - the epoch-end read-out: every member's step losses, columns and parameter finiteness;
 - divergence: a member whose loss or parameters stop being finite, or whose epoch loss
@@ -47,13 +49,13 @@ class EnsembleLoop(_Loop):
     def __init__(self, run, data, log_every, compile_epoch, given, base_lrs, step_optimizer):
         self.run, self.data, self.xp = run, data, run.backend.xp
         self.members, self.base_lrs = run.members, list(base_lrs)
-        self.base_lr = self.base_lrs[0]  # what the schedule's end_epoch gets (`_Loop._after_epoch`)
         self.step_optimizer = step_optimizer
         s = run.settings
         self._setup(compile_epoch)
-        self.total_steps = self.n_steps * s["epochs"]
-        self.progress = _progress.Progress(s["epochs"], self.n_steps, s["verbose"], run.epoch)
-        self.log_every = log_every or (max(1, self.n_steps // 20) if self.progress.on else 0)
+        steps = self.n_steps or 0  # unknown (None) for a loader without len()
+        self.total_steps = self.n_steps * s["epochs"] if self.n_steps else None
+        self.progress = _progress.Progress(s["epochs"], steps, s["verbose"], run.epoch)
+        self.log_every = log_every or (max(1, steps // 20) if self.progress.on else 0)
         self.references = self._references(run.params if given else None)
         alpha = run.sweep.get("alpha")
         self.alpha = None if alpha is None else run.backend.asarray(list(alpha), s["dtype"])
@@ -61,14 +63,30 @@ class EnsembleLoop(_Loop):
     def _setup(self, compile_epoch: Any) -> None:
         run, be, s = self.run, self.run.backend, self.run.settings
         ens, opt = run.model, self.step_optimizer
-        self.step_fn = make_ensemble_step(ens, opt, be)
+        self.step_fn = self._make_step()
         if compile_epoch is None:
             hooks = any(_watches_batches(cb) for cb in run.callbacks)
             compile_epoch = be.compiles and not any(ens.model.dropout_rates) and not hooks
-        self.epoch_fn = make_ensemble_epoch(ens, opt, be) if compile_epoch else None
+        self.epoch_fn = (
+            make_ensemble_epoch(ens, opt, be, s.get("compute_dtype")) if compile_epoch else None
+        )
         validation = self.data.x_val is not None
         self.columns, self.epoch_end = make_ensemble_epoch_end(ens, be, s, validation)
         self.n_steps = -(-self.data.n // s["batch_size"])
+
+    def _make_step(self) -> Any:
+        """The compiled step (`make_ensemble_step`), shared with the loop over data sources."""
+        run = self.run
+        compute = run.settings.get("compute_dtype")
+        return make_ensemble_step(run.model, self.step_optimizer, run.backend, compute)
+
+    def _member_model(self, k: int) -> Sequential:
+        """The members' model with member ``k``'s L2 alpha (the sweep's, else the model's)."""
+        model = self.run.model.model
+        alpha = self.run.sweep.get("alpha", [model.alpha] * self.members)[k]
+        if alpha == model.alpha:
+            return model
+        return Sequential(model.layers, model.loss_function, model.input_shape, alpha)
 
     def _references(self, given: Any) -> list[float]:
         """Each member's untrained loss (`_divergence.reference_loss`: ``model.init(seed +
@@ -78,12 +96,9 @@ class EnsembleLoop(_Loop):
             return [math.inf] * self.members
         ens, be, xp = run.model, run.backend, self.xp
         init = ens.init(seed=s["seed"], backend=be, dtype=s["dtype"])
-        alphas = run.sweep.get("alpha", [ens.model.alpha] * self.members)
         out = []
-        for k, alpha in enumerate(alphas):
-            model = ens.model
-            if alpha != model.alpha:
-                model = Sequential(model.layers, model.loss_function, model.input_shape, alpha)
+        for k in range(self.members):
+            model = self._member_model(k)
             starts = [init] if given is None else [init, given]
             out.append(
                 max(
@@ -118,7 +133,7 @@ class EnsembleLoop(_Loop):
             run.schedule, self.base_lrs, run.schedule_state, steps=self.n_steps, step=run.step,
             epoch=run.epoch, samples=run.samples, total_steps=self.total_steps,
         )  # fmt: skip
-        lrs = be.asarray(rates, s["dtype"])
+        lrs = _ensemble_host.device_rates(be, rates, s["dtype"])  # (S, K), or (S,) if shared
         active = run.active()
         self.mask = None if all(active) else be.asarray([float(a) for a in active], s["dtype"])
         if be.donates:
@@ -155,8 +170,11 @@ class EnsembleLoop(_Loop):
                 cb.on_batch_end(run, losses[b, ...])
         return losses
 
-    def _member_step(self, idx: Any, lr: Any) -> Any:
+    def _member_step(self, idx: Any, lr: Any, batch: tuple | None = None) -> Any:
+        """One step on rows ``idx`` of ``batch`` (x, y, w on the backend; default: the whole
+        training data): (B,) shared by the members or (K, B) one batch each."""
         run, data, s = self.run, self.data, self.run.settings
+        x, y, w = (data.x, data.y, data.w) if batch is None else batch
         model, masks = run.model.model, None
         if any(model.dropout_rates):
             rows = idx.shape[-1]
@@ -165,7 +183,7 @@ class EnsembleLoop(_Loop):
             )
             masks = [None if m is None else run.backend.asarray(m, s["dtype"]) for m in host]
         run.params, run.opt_state, losses = self.step_fn(
-            run.params, run.opt_state, data.x, data.y, data.w, idx, lr, masks, self.alpha, self.mask
+            run.params, run.opt_state, x, y, w, idx, lr, masks, self.alpha, self.mask
         )
         run.step += 1
         return losses
@@ -183,9 +201,10 @@ class EnsembleLoop(_Loop):
         return run.backend.to_numpy(values).tolist()
 
     # -- the epoch's end -------------------------------------------------------------------------
-    def _end_members(self, losses: list, last_lrs: list[float], t0: float) -> None:
+    def _end_members(self, losses: list, last_lrs: list[float], t0: float, sizes=None) -> None:
+        """``sizes``: the batches' row counts (default: this loop's batches over the data)."""
         run, k_all = self.run, self.members
-        sizes = self._batch_sizes()
+        sizes = self._batch_sizes() if sizes is None else sizes
         host, n_steps = self._read_out(losses), len(sizes)
         steps = host[: n_steps * k_all]
         cols = host[n_steps * k_all : -k_all]
@@ -209,6 +228,23 @@ class EnsembleLoop(_Loop):
         run.epoch += 1
         run.history.append(record, steps)
         self._after_epoch(record)
+
+    def _end_schedule(self, record: dict[str, float]) -> None:
+        """`_Loop._end_schedule` with one schedule state per member: each member that trained
+        in this epoch steps its own (`_ensemble_host.end_member_states`: its column
+        ``monitor[k]``, its base rate); a member whose schedule asks to stop is frozen
+        (`EnsembleRun.stop_member`), training ends when every member stopped."""
+        run, schedule = self.run, self.run.schedule
+        trained = [k for k, a in enumerate(run.active()) if a]
+        run.schedule_state = _ensemble_host.end_member_states(
+            schedule, run.schedule_state, record, self.base_lrs, trained
+        )
+        for k in trained:
+            if schedule.should_stop(run.schedule_state["members"][k]):
+                run.stop_member(
+                    k, run.epoch, f"the learning-rate schedule {schedule.name!r} ended training "
+                    f"(last learning rate {record[f'lr[{k}]']:g})",
+                )  # fmt: skip
 
     def _check_members(self, steps, finite, losses, lrs) -> None:
         """Put back and freeze the members that diverged in this epoch (module docstring);

@@ -216,6 +216,20 @@ class _Loop:
         self._after_epoch(record)
 
     def _after_epoch(self, record: dict[str, float]) -> None:
+        """The schedule's end of epoch (`_end_schedule`), the callbacks, the progress line and
+        the snapshot."""
+        run = self.run
+        self._end_schedule(record)
+        for cb in run.callbacks:
+            cb.on_epoch_end(run)
+        for cb in run.callbacks:
+            cb.after_epoch(run)
+        self.progress.epoch(record, run.settings["metric"])
+        self.snapshot = self.snapshot_type(run)  # what an interrupt in the next epoch returns to
+
+    def _end_schedule(self, record: dict[str, float]) -> None:
+        """Step the schedule's state with the epoch's monitored column; stop training when
+        the schedule says so."""
         run = self.run
         monitor = run.schedule.monitor
         run.schedule_state = run.schedule.end_epoch(
@@ -224,12 +238,6 @@ class _Loop:
         if run.schedule.should_stop(run.schedule_state):
             run.stop_training = True
             run.stop_reason = f"the learning-rate schedule {run.schedule.name!r} ended training"
-        for cb in run.callbacks:
-            cb.on_epoch_end(run)
-        for cb in run.callbacks:
-            cb.after_epoch(run)
-        self.progress.epoch(record, run.settings["metric"])
-        self.snapshot = self.snapshot_type(run)  # what an interrupt in the next epoch returns to
 
 
 def _watches_batches(cb: Callback) -> bool:

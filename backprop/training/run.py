@@ -70,12 +70,17 @@ class Run:
         self.opt_state: Any = None
         self.history = History()
         self.epoch = self.step = self.samples = 0
-        self.schedule_state = schedule.init()
+        self.schedule_state = self.initial_schedule_state()
         seed = settings["seed"]
         self.rngs = {"order": _host.np_rng(seed + 1), "dropout": _host.np_rng(seed + 3)}
         self.stop_training = False
         self.stop_reason: str | None = None
         self.best_epoch: int | None = None
+
+    def initial_schedule_state(self) -> dict[str, Any]:
+        """The schedule's starting state, ``schedule.init()`` (an ensemble run: one per member);
+        `restore` checks a saved state against it."""
+        return self.schedule.init()
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, path: Any) -> Any:
@@ -140,7 +145,8 @@ class Run:
         self._check_trees(path, params, opt_state)
         position = _check_position(path, meta["position"])
         history = _check_history(path, meta["history"], trees.get("history"), position[0])
-        _check_state(path, meta["schedule_state"], self.schedule.init(), "schedule_state")
+        fresh_schedule = self.initial_schedule_state()
+        _check_state(path, meta["schedule_state"], fresh_schedule, "schedule_state")
         rngs = _check_rngs(path, meta["rng"], self.rngs)
         stop_reason = meta.get("stop_reason")
         if stop_reason is not None and not isinstance(stop_reason, str):
@@ -285,7 +291,14 @@ def _check_history(path: Any, stored: dict, arrays: Any, epoch: int) -> History:
 
 def _check_state(path: Any, saved: Any, fresh: Any, where: str) -> None:
     """``saved`` has every key of the freshly made state ``fresh``, each of the same JSON kind
-    (a number for a number; a number or null where the fresh state has null)."""
+    (a number for a number; a number or null where the fresh state has null); where ``fresh``
+    holds a list of JSON objects (an ensemble's per-member states), as many, each checked."""
+    if isinstance(fresh, list) and fresh and all(isinstance(f, dict) for f in fresh):
+        if not isinstance(saved, list) or len(saved) != len(fresh):
+            _refuse(path, f"{where} is {_show(saved)}", f"a list of {len(fresh)} JSON objects")
+        for i, (s, f) in enumerate(zip(saved, fresh, strict=True)):
+            _check_state(path, s, f, f"{where}[{i}]")
+        return
     if isinstance(fresh, dict):
         if not isinstance(saved, dict) or not set(fresh) <= set(saved):
             _refuse(path, f"{where} is {_show(saved)}", f"a JSON object with keys {sorted(fresh)}")
