@@ -234,3 +234,21 @@ def test_ensemble_smoke_run(tmp_path, capsys):
     pair = results["rounds"][0]["records"]["numpy"]
     assert len(pair["ensemble"]["final_loss"]) == len(pair["sequential"]["final_loss"]) == 4
     assert "curves" not in pair["ensemble"], "loss curves are dropped once compared"
+
+
+def test_ensemble_bound_stacked_step_is_the_members_steps(capsys):
+    """The bound's stacked step computes, member by member, the one-member step (the two
+    timings compare the same work), and its command prints the ratio."""
+    from benchmarks import ensemble_bound
+
+    rng = np.random.default_rng(0)
+    stacked = ensemble_bound._params(3, rng)
+    X, Y = ensemble_bound.load_w3()
+    x, y = X[:32].astype(np.float32), Y[:32].astype(np.float32)
+    after = ensemble_bound._step(stacked, x, y, 0.1)
+    for k in range(3):
+        alone = ensemble_bound._step([p[k] for p in stacked], x, y, 0.1)
+        for a, b in zip(after, alone, strict=True):
+            np.testing.assert_allclose(a[k], b, rtol=1e-6, atol=1e-7)
+    ensemble_bound.main(["--members", "4", "--steps", "2", "--rounds", "1"])
+    assert "4 x one / stacked" in capsys.readouterr().out
