@@ -40,7 +40,14 @@ from ._ensemble_result import member_source_scores
 from ._ensemble_step import ensemble_columns, member_scores
 from ._loop import _copy
 from ._sourcedata import move_batch
-from ._stream import PREFETCH_DEPTH, REFERENCE_ROWS, warn_unreplayable
+from ._stream import (
+    PREFETCH_DEPTH,
+    REFERENCE_ROWS,
+    batch_done,
+    pass_done,
+    unknown_length,
+    warn_unreplayable,
+)
 
 __all__ = ["EnsembleSourceLoop"]
 
@@ -123,19 +130,8 @@ class EnsembleSourceLoop(EnsembleLoop):
                 rates = self._rates(len(sizes))
                 lr = _ensemble_host.device_rates(be, [rates], s["dtype"])[0, ...]
                 loss = self._member_step(idx, lr, (x, y, w))
-                losses.append(loss)
-                sizes.append(rows)
-                for cb in run.callbacks:
-                    cb.on_batch_end(run, loss)
-                if self.log_every and len(sizes) % self.log_every == 0:
-                    self._log(len(sizes), loss, 0.0)
-        if not sizes:
-            raise ValueError(
-                f"fit: {self.data.train!r} yielded no batches in epoch {run.epoch + 1}; an "
-                "epoch needs at least one"
-            )
-        run.samples += sum(sizes)
-        self.rows_checked = self.data.indexable  # this epoch read (and checked) every row
+                batch_done(self, losses, sizes, loss, rows, 0.0)
+        pass_done(self, sizes)
         self._end_members(losses, rates, t0, sizes)
 
     def _rates(self, b: int) -> list[float]:
@@ -150,11 +146,7 @@ class EnsembleSourceLoop(EnsembleLoop):
         except TypeError:
             if self.total_steps is not None:
                 raise
-            raise ValueError(
-                f"fit: the schedule {run.schedule!r} needs the run's number of steps, and the "
-                f"loader {self.data.train!r} has no len(); give it a __len__ or give the "
-                "schedule its length (e.g. decay_steps)"
-            ) from None
+            raise unknown_length(self) from None
         return table[0].tolist()
 
     def _items(self) -> tuple[Any, Any]:

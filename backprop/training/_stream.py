@@ -39,7 +39,15 @@ from ._sourcedata import evaluate_source, move_batch
 from .evaluation import evaluate_arrays
 from .step import make_host_batch_step
 
-__all__ = ["PREFETCH_DEPTH", "REFERENCE_ROWS", "SourceLoop", "warn_unreplayable"]
+__all__ = [
+    "PREFETCH_DEPTH",
+    "REFERENCE_ROWS",
+    "SourceLoop",
+    "batch_done",
+    "pass_done",
+    "unknown_length",
+    "warn_unreplayable",
+]
 
 PREFETCH_DEPTH = 2
 REFERENCE_ROWS = 65536  # rows of an indexable source the divergence reference is computed on
@@ -156,11 +164,7 @@ class SourceLoop(_Loop):
         except TypeError:
             if self.total_steps is not None:
                 raise
-            raise ValueError(
-                f"fit: the schedule {run.schedule!r} needs the run's number of steps, and the "
-                f"loader {self.data.train!r} has no len(); give it a __len__ or give the "
-                "schedule its length (e.g. decay_steps)"
-            ) from None
+            raise unknown_length(self) from None
 
     def _epoch(self) -> None:
         run, be = self.run, self.run.backend
@@ -177,19 +181,8 @@ class SourceLoop(_Loop):
                     self.diag = (xb[:DIAGNOSTIC_ROWS, ...], yb[:DIAGNOSTIC_ROWS, ...])
                 lr = self._lr()
                 loss = self._host_step(xb, yb, wb, rows, lr)
-                losses.append(loss)
-                sizes.append(rows)
-                for cb in run.callbacks:
-                    cb.on_batch_end(run, loss)
-                if self.log_every and len(sizes) % self.log_every == 0:
-                    self._log(len(sizes), loss, lr)
-        if not sizes:
-            raise ValueError(
-                f"fit: {self.data.train!r} yielded no batches in epoch {run.epoch + 1}; an "
-                "epoch needs at least one"
-            )
-        run.samples += sum(sizes)
-        self.rows_checked = self.data.indexable  # this epoch read (and checked) every row
+                batch_done(self, losses, sizes, loss, rows, lr)
+        pass_done(self, sizes)
         self._end_epoch(losses, lr, t0, sizes)
 
     def _host_step(self, xb: Any, yb: Any, wb: Any, rows: int, lr: float) -> Any:
@@ -215,3 +208,36 @@ class SourceLoop(_Loop):
         dtype = first_leaf(params).dtype
         tail = xp.stack([*values, xp.astype(finite, dtype)])
         return run.backend.to_numpy(xp.concat([*_vectors(xp, losses), tail])).tolist()
+
+
+def batch_done(loop: Any, losses: list, sizes: list, loss: Any, rows: int, lr: float) -> None:
+    """After one step on a source: keep its loss and row count, call ``on_batch_end``, log
+    every ``log_every`` steps (a source loop: one model's or an ensemble's)."""
+    losses.append(loss)
+    sizes.append(rows)
+    for cb in loop.run.callbacks:
+        cb.on_batch_end(loop.run, loss)
+    if loop.log_every and len(sizes) % loop.log_every == 0:
+        loop._log(len(sizes), loss, lr)
+
+
+def pass_done(loop: Any, sizes: list) -> None:
+    """After one pass over a source: refuse an empty pass, count the samples, and note that
+    this pass read (and checked) every row of an indexable source."""
+    run = loop.run
+    if not sizes:
+        raise ValueError(
+            f"fit: {loop.data.train!r} yielded no batches in epoch {run.epoch + 1}; an "
+            "epoch needs at least one"
+        )
+    run.samples += sum(sizes)
+    loop.rows_checked = loop.data.indexable
+
+
+def unknown_length(loop: Any) -> ValueError:
+    """The error for a schedule that needs the run's number of steps on a loader without one."""
+    return ValueError(
+        f"fit: the schedule {loop.run.schedule!r} needs the run's number of steps, and the "
+        f"loader {loop.data.train!r} has no len(); give it a __len__ or give the schedule its "
+        "length (e.g. decay_steps)"
+    )
