@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 
 from .checks import DataError
-from .files import _DELIMITERS, _did_you_mean, _existing_file, _number, _numeric_columns
+from .files import (
+    _DELIMITERS,
+    _did_you_mean,
+    _existing_file,
+    _is_number,
+    _number,
+    _numeric_columns,
+)
 
 __all__ = ["csv_to_npy"]
 
@@ -317,14 +324,6 @@ def _is_header(first: list[str], second: list[str] | None) -> bool:
     if second is None:
         return not all(_is_number(c) for c in first)
     return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second, strict=False))
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_header(source: Path, header: list[str], delimiter: str) -> None:

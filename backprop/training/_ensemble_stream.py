@@ -122,32 +122,40 @@ class EnsembleSourceLoop(EnsembleLoop):
         self.mask = None if all(active) else be.asarray([float(a) for a in active], s["dtype"])
         if be.donates:  # the steps donate these buffers; references taken so far stay valid
             run.params, run.opt_state = _copy(self.xp, run.params), _copy(self.xp, run.opt_state)
+        # the epoch's (S, K) rates at once, moved once, when its length is known (as in memory);
+        # else (a loader without len()) one row a step
+        table = self._rates(self.n_steps) if self.n_steps else None
+        lrs = None if table is None else _ensemble_host.device_rates(be, table, s["dtype"])
         losses, sizes, rates = [], [], None
         with sources.Prefetcher(produce, items, depth=PREFETCH_DEPTH) as batches:
             for x, y, w, idx, rows in batches:
                 if self.references is None:
                     self.references = self._stream_references(x, y, w)
-                rates = self._rates(len(sizes))
-                lr = _ensemble_host.device_rates(be, [rates], s["dtype"])[0, ...]
+                b = len(sizes)
+                if table is not None and b < len(table):
+                    rates, lr = table[b], lrs[b, ...]
+                else:
+                    rates = self._rates(1)
+                    lr = _ensemble_host.device_rates(be, rates, s["dtype"])[0, ...]
+                    rates = rates[0]
                 loss = self._member_step(idx, lr, (x, y, w))
                 batch_done(self, losses, sizes, loss, rows, 0.0)
         pass_done(self, sizes)
-        self._end_members(losses, rates, t0, sizes)
+        self._end_members(losses, [float(r) for r in rates], t0, sizes)
 
-    def _rates(self, b: int) -> list[float]:
-        """The K members' learning rates of the epoch's step ``b`` (`_ensemble_host.rate_table`:
-        the numbers of the in-memory ensemble's table)."""
+    def _rates(self, steps: int) -> Any:
+        """The K members' learning rates of the next ``steps`` steps from ``run.step``, (steps,
+        K) on the host (`_ensemble_host.rate_table`: the numbers of the in-memory table)."""
         run = self.run
         try:
-            table = _ensemble_host.rate_table(
-                run.schedule, self.base_lrs, run.schedule_state, steps=1, step=run.step,
+            return _ensemble_host.rate_table(
+                run.schedule, self.base_lrs, run.schedule_state, steps=steps, step=run.step,
                 epoch=run.epoch, samples=run.samples, total_steps=self.total_steps,
             )  # fmt: skip
         except TypeError:
             if self.total_steps is not None:
                 raise
             raise unknown_length(self) from None
-        return table[0].tolist()
 
     def _items(self) -> tuple[Any, Any]:
         """This epoch's items for the prefetcher, and the function that turns one into a batch
